@@ -1,0 +1,481 @@
+//! The binary interface between palisade's kernel programs and user space.
+//!
+//! Every BPF map the programs read is declared here once, as `#[repr(C)]` structs with
+//! no implicit padding, so the kernel crate (`ebpf/`, `no_std`) and the agent agree on
+//! every byte. With the `user` feature the types implement `aya::Pod`.
+//!
+//! Conventions, in the spirit of Cilium's `bpf/lib`:
+//! - Multi-byte fields that take part in an LPM prefix are stored in network byte order
+//!   (big endian): the LPM trie compares key bytes in memory order, so only big-endian
+//!   numbers make "the first N bits" mean "the most significant N bits".
+//! - Every address is 16 bytes. IPv4 addresses are stored IPv4-mapped
+//!   (`::ffff:a.b.c.d`), so one trie serves both families and an IPv6 packet to a
+//!   v4-mapped address gets the IPv4 verdict for free.
+//! - Tables that change together (node config, endpoints, ip cache, policy) carry a
+//!   `slot` (0 or 1). User space writes the next state into the inactive slot and then
+//!   flips [`GenerationWord`] with a single aligned 32-bit store: a packet sees either
+//!   the old state or the new one, never a mix. Conntrack is not slotted: it survives
+//!   table flips (entries remember the generation that allowed them).
+//! - Layout changes bump [`ABI_VERSION`], which is part of every pin path, so an agent
+//!   never reuses a pinned map of a different layout (aya does not check).
+#![no_std]
+
+/// Version of every layout in this file. Part of the pin path (`<pin-path>/v<N>/`).
+pub const ABI_VERSION: u32 = 1;
+
+/// Map names, as the kernel object declares them and as they are pinned.
+pub mod map_names {
+    pub const GENERATION: &str = "PALISADE_GEN";
+    pub const NODE_CONFIG: &str = "PALISADE_CONFIG";
+    pub const ENDPOINTS: &str = "PALISADE_ENDPOINTS";
+    pub const IPCACHE: &str = "PALISADE_IPCACHE";
+    pub const POLICY: &str = "PALISADE_POLICY";
+    pub const CONNTRACK: &str = "PALISADE_CT";
+    pub const EVENTS: &str = "PALISADE_EVENTS";
+    pub const COUNTERS: &str = "PALISADE_COUNTERS";
+    /// Every pinned map, for cleanup and adoption.
+    pub const ALL: [&str; 8] = [
+        GENERATION,
+        NODE_CONFIG,
+        ENDPOINTS,
+        IPCACHE,
+        POLICY,
+        CONNTRACK,
+        EVENTS,
+        COUNTERS,
+    ];
+}
+
+/// Program names (the Rust function names in `ebpf/`).
+pub mod program_names {
+    pub const SKB_EGRESS: &str = "palisade_egress";
+    pub const SKB_INGRESS: &str = "palisade_ingress";
+}
+
+/// Capacities. Doubled where a table is slotted, since both slots may be full during a
+/// flip.
+pub mod capacity {
+    /// Pods (cgroups with an entry) per node, per slot.
+    pub const ENDPOINTS_PER_SLOT: u32 = 16_384;
+    /// IP-to-identity entries, per slot (pods of the whole cluster plus policy CIDRs).
+    pub const IPCACHE_PER_SLOT: u32 = 262_144;
+    /// Policy entries on one node, per slot.
+    pub const POLICY_PER_SLOT: u32 = 262_144;
+    /// Tracked connections on one node (LRU).
+    pub const CONNTRACK: u32 = 262_144;
+    /// Event ring buffer size in bytes (power of two, multiple of the page size).
+    pub const EVENTS_BYTES: u32 = 1 << 20;
+    /// Deepest cgroup level the programs walk when resolving an endpoint.
+    pub const MAX_CGROUP_LEVEL: i32 = 32;
+}
+
+/// Identities with a fixed meaning. Numbers below [`reserved::FIRST_ALLOCATED`] are
+/// never handed out by the compiler.
+pub mod reserved {
+    /// Wildcard in a [`PolicyKey`](super::PolicyKey): "any peer".
+    pub const ANY: u32 = 0;
+    /// The node an endpoint runs on. Traffic to and from it is always allowed
+    /// (Kubernetes: kubelet probes must work whatever the policy says).
+    pub const HOST: u32 = 1;
+    /// An address the ip cache knows nothing about: outside the cluster and outside
+    /// every CIDR a policy names.
+    pub const WORLD: u32 = 2;
+    /// Another node of the cluster.
+    pub const REMOTE_NODE: u32 = 3;
+    /// First identity the compiler may allocate.
+    pub const FIRST_ALLOCATED: u32 = 256;
+}
+
+/// Traffic direction, from the local endpoint's point of view.
+pub mod direction {
+    /// Packets arriving at the endpoint.
+    pub const INGRESS: u8 = 0;
+    /// Packets leaving the endpoint.
+    pub const EGRESS: u8 = 1;
+}
+
+/// What a policy entry says about a new flow.
+pub mod verdict {
+    pub const DENY: u8 = 0;
+    pub const ALLOW: u8 = 1;
+    /// Would be denied, but the deciding policy is in audit mode: report and pass.
+    pub const AUDIT_DENY: u8 = 2;
+}
+
+/// Why a packet was passed or dropped; index into [`map_names::COUNTERS`].
+pub mod reason {
+    /// Allowed by a policy entry (new flow).
+    pub const ALLOWED_POLICY: u32 = 0;
+    /// Allowed as part of a tracked connection.
+    pub const ALLOWED_CONNTRACK: u32 = 1;
+    /// Allowed because the direction is not isolated for this endpoint.
+    pub const ALLOWED_NOT_ISOLATED: u32 = 2;
+    /// Allowed: loopback, own node, or ICMPv6 neighbour discovery.
+    pub const ALLOWED_ALWAYS: u32 = 3;
+    /// Cgroup has no endpoint entry (nor does any ancestor).
+    pub const UNKNOWN_ENDPOINT: u32 = 4;
+    /// Denied by a policy entry.
+    pub const DENIED_POLICY: u32 = 5;
+    /// Denied because no policy entry matched at all (fail closed).
+    pub const DENIED_NO_ENTRY: u32 = 6;
+    /// Would be denied, passed because the policy is in audit mode.
+    pub const AUDIT_DENIED: u32 = 7;
+    /// Not an IP packet or a malformed header: passed (IP packets only are policed).
+    pub const NOT_IP: u32 = 8;
+    /// The conntrack table refused an insert (full, no eviction possible).
+    pub const CONNTRACK_INSERT_FAILED: u32 = 9;
+    /// A deny event could not be written because the ring buffer was full.
+    pub const EVENT_DROPPED: u32 = 10;
+    /// Number of counters.
+    pub const COUNT: u32 = 11;
+}
+
+/// Single-element array `PALISADE_GEN`, value type.
+///
+/// The generation of the state the programs must read; the active slot is
+/// `generation & 1`. User space flips it with one aligned 32-bit store after the new
+/// slot is completely written.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct GenerationWord {
+    pub generation: u32,
+}
+
+impl GenerationWord {
+    pub const fn slot(self) -> u32 {
+        self.generation & 1
+    }
+}
+
+/// Array `PALISADE_CONFIG` (2 entries, index = slot), value type: node-wide settings.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NodeConfig {
+    /// [`verdict`] applied to packets of a cgroup under the protected root that neither
+    /// it nor any ancestor has an endpoint entry for.
+    pub unknown_endpoint_verdict: u32,
+    /// Reserved for future flags; zero.
+    pub flags: u32,
+}
+
+/// Hash `PALISADE_ENDPOINTS`, key: one cgroup (pod or container) in one slot.
+///
+/// The programs resolve the endpoint of a packet by walking from the packet's cgroup up
+/// through its ancestors; the most specific cgroup with an entry wins, so an entry on a
+/// pod's cgroup also covers every container and any child cgroup a run creates.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct EndpointKey {
+    /// cgroup v2 id (the inode number of the cgroup directory), host byte order.
+    pub cgroup_id: u64,
+    /// 0 or 1, see [`GenerationWord`].
+    pub slot: u32,
+    /// Zero.
+    pub _pad: u32,
+}
+
+/// Flags of an [`EndpointInfo`].
+pub mod endpoint_flags {
+    /// Ingress is isolated: new inbound flows need a policy entry.
+    pub const ENFORCE_INGRESS: u32 = 1 << 0;
+    /// Egress is isolated: new outbound flows need a policy entry.
+    pub const ENFORCE_EGRESS: u32 = 1 << 1;
+}
+
+/// Hash `PALISADE_ENDPOINTS`, value.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EndpointInfo {
+    /// Security identity of the endpoint (what peers see it as), host byte order.
+    pub identity: u32,
+    /// Key of this endpoint's table in `PALISADE_POLICY`; endpoints with identical
+    /// compiled policy share one id. Host byte order.
+    pub policy_id: u32,
+    /// [`endpoint_flags`].
+    pub flags: u32,
+    /// Zero.
+    pub _pad: u32,
+}
+
+/// Length in bits of the data part of an [`IpCacheKey`] (slot + address).
+pub const IPCACHE_KEY_BITS: u32 = 32 + 128;
+
+/// LPM trie `PALISADE_IPCACHE`, key: an address prefix in one slot.
+///
+/// Data layout (after `prefixlen`): `slot` (4 bytes, big endian) then the 16-byte
+/// address. An entry for the IPv4 prefix `a.b.c.d/n` is stored as
+/// `::ffff:a.b.c.d/(96+n)`, so `prefixlen = 32 + 96 + n`; lookups use
+/// [`IPCACHE_KEY_BITS`]. The slot is always fully matched.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct IpCacheKey {
+    /// Number of significant bits of `slot` + `addr`.
+    pub prefixlen: u32,
+    /// Slot, big endian.
+    pub slot_be: u32,
+    /// IPv6 or IPv4-mapped address, network byte order.
+    pub addr: [u8; 16],
+}
+
+impl IpCacheKey {
+    /// Key for `addr/addr_bits` (bits of the 16-byte address, i.e. 96+n for IPv4).
+    pub const fn new(slot: u32, addr: [u8; 16], addr_bits: u32) -> Self {
+        Self {
+            prefixlen: 32 + addr_bits,
+            slot_be: slot.to_be(),
+            addr,
+        }
+    }
+
+    /// Key to look up one address.
+    pub const fn lookup(slot: u32, addr: [u8; 16]) -> Self {
+        Self::new(slot, addr, 128)
+    }
+}
+
+/// LPM trie `PALISADE_IPCACHE`, value.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct IpCacheValue {
+    /// Identity of every address in the prefix that no longer prefix claims.
+    pub identity: u32,
+    /// Reserved; zero.
+    pub flags: u32,
+}
+
+/// Length in bits of the data part of a [`PolicyKey`].
+pub const POLICY_KEY_BITS: u32 = 32 + 32 + 32 + 8 + 8 + 16;
+/// Prefix length of an entry that matches every protocol and port for one
+/// (slot, policy, peer, direction).
+pub const POLICY_PREFIX_ANY_PROTOCOL: u32 = 32 + 32 + 32 + 8;
+/// Prefix length of an entry that matches every port of one protocol.
+pub const POLICY_PREFIX_ANY_PORT: u32 = POLICY_PREFIX_ANY_PROTOCOL + 8;
+
+/// LPM trie `PALISADE_POLICY`, key: what one endpoint table says for one peer,
+/// direction, protocol and destination-port prefix.
+///
+/// Data layout, every field big endian, in this order because the fields that are
+/// always exact come first and the ones that may be wildcarded come last, nested:
+/// `slot`, `policy_id`, `peer_identity`, `direction` (always exact), `protocol`
+/// (exact, or wildcarded by a prefix of [`POLICY_PREFIX_ANY_PROTOCOL`]), `dport`
+/// (a prefix of the 16-bit port: a port range `port..=endPort` is stored as the few
+/// prefixes that cover it exactly, so ranges need no ABI change).
+///
+/// A peer wildcard cannot be a prefix (it sits before direction), so the programs
+/// look up the peer's identity first and [`reserved::ANY`] second. The compiler keeps
+/// this invariant: if any entry exists for (policy, peer, direction), there is one of
+/// prefix [`POLICY_PREFIX_ANY_PROTOCOL`] too, so the table for that peer is complete and
+/// the second lookup is only made for peers the policy does not name.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct PolicyKey {
+    /// Number of significant bits of the fields below.
+    pub prefixlen: u32,
+    pub slot_be: u32,
+    pub policy_id_be: u32,
+    /// Identity of the remote side, or [`reserved::ANY`].
+    pub peer_identity_be: u32,
+    /// [`direction`].
+    pub direction: u8,
+    /// IP protocol number (6 TCP, 17 UDP, 132 SCTP, 1 ICMP, 58 ICMPv6, ...).
+    pub protocol: u8,
+    /// Destination port of the new flow: the remote port on egress, the local port on
+    /// ingress. Zero for protocols without ports. Big endian.
+    pub dport_be: u16,
+}
+
+impl PolicyKey {
+    /// Key of an entry. `prefixlen` counts all bits, see the `POLICY_PREFIX_*` consts.
+    #[allow(clippy::too_many_arguments)]
+    pub const fn new(
+        prefixlen: u32,
+        slot: u32,
+        policy_id: u32,
+        peer_identity: u32,
+        direction: u8,
+        protocol: u8,
+        dport: u16,
+    ) -> Self {
+        Self {
+            prefixlen,
+            slot_be: slot.to_be(),
+            policy_id_be: policy_id.to_be(),
+            peer_identity_be: peer_identity.to_be(),
+            direction,
+            protocol,
+            dport_be: dport.to_be(),
+        }
+    }
+
+    /// Key to look up one packet.
+    pub const fn lookup(
+        slot: u32,
+        policy_id: u32,
+        peer_identity: u32,
+        direction: u8,
+        protocol: u8,
+        dport: u16,
+    ) -> Self {
+        Self::new(
+            POLICY_KEY_BITS,
+            slot,
+            policy_id,
+            peer_identity,
+            direction,
+            protocol,
+            dport,
+        )
+    }
+}
+
+/// LPM trie `PALISADE_POLICY`, value.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PolicyValue {
+    /// [`verdict`].
+    pub verdict: u8,
+    /// Reserved; zero.
+    pub flags: u8,
+    pub _pad: u16,
+    /// Which rule decided, as an index into the rule table the agent published with
+    /// this generation (reported in deny events); `u32::MAX` for "no rule" (default
+    /// deny of an isolated endpoint).
+    pub rule_ref: u32,
+}
+
+/// Rule reference of a verdict that no rule produced (isolation default).
+pub const RULE_REF_DEFAULT: u32 = u32::MAX;
+
+/// LRU hash `PALISADE_CT`, key: one connection as seen from the local endpoint.
+///
+/// Both directions of a flow use the same key (local side first), so a reply finds
+/// the entry its request created. Addresses are 16 bytes (IPv4-mapped for IPv4),
+/// ports in network byte order as on the wire, zero for portless protocols.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct CtKey {
+    pub local_addr: [u8; 16],
+    pub remote_addr: [u8; 16],
+    pub local_port_be: u16,
+    pub remote_port_be: u16,
+    pub protocol: u8,
+    pub _pad: [u8; 3],
+}
+
+/// LRU hash `PALISADE_CT`, value. Stable across agent versions: fields are only ever
+/// added at the end, in space taken from `_reserved`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CtValue {
+    /// [`direction`] of the packet that opened the flow.
+    pub origin: u8,
+    /// [`verdict`] the flow was admitted with (ALLOW or AUDIT_DENY).
+    pub verdict: u8,
+    pub _pad: u16,
+    /// [`GenerationWord::generation`] that admitted the flow.
+    pub generation: u32,
+    /// Rule that admitted it.
+    pub rule_ref: u32,
+    pub _reserved: u32,
+}
+
+/// Ring buffer `PALISADE_EVENTS`: one record per denied (or audit-denied) new flow.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FlowEvent {
+    /// `bpf_ktime_get_ns()` at the decision.
+    pub timestamp_ns: u64,
+    /// Cgroup of the packet's socket.
+    pub cgroup_id: u64,
+    pub local_addr: [u8; 16],
+    pub remote_addr: [u8; 16],
+    /// Host byte order.
+    pub local_port: u16,
+    /// Host byte order.
+    pub remote_port: u16,
+    pub protocol: u8,
+    /// [`direction`].
+    pub direction: u8,
+    /// [`verdict`].
+    pub verdict: u8,
+    /// IP version, 4 or 6 (the addresses are 16 bytes either way).
+    pub ip_version: u8,
+    /// Local endpoint identity.
+    pub identity: u32,
+    pub peer_identity: u32,
+    pub policy_id: u32,
+    /// [`PolicyValue::rule_ref`] of the deciding entry.
+    pub rule_ref: u32,
+    /// [`GenerationWord::generation`] the decision was made in.
+    pub generation: u32,
+}
+
+/// The IPv4-mapped IPv6 form of an IPv4 address.
+pub const fn v4_mapped(a: [u8; 4]) -> [u8; 16] {
+    [
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, a[0], a[1], a[2], a[3],
+    ]
+}
+
+/// Whether a 16-byte address is IPv4-mapped.
+pub const fn is_v4_mapped(a: &[u8; 16]) -> bool {
+    a[0] == 0
+        && a[1] == 0
+        && a[2] == 0
+        && a[3] == 0
+        && a[4] == 0
+        && a[5] == 0
+        && a[6] == 0
+        && a[7] == 0
+        && a[8] == 0
+        && a[9] == 0
+        && a[10] == 0xff
+        && a[11] == 0xff
+}
+
+#[cfg(feature = "user")]
+mod pod {
+    use super::*;
+    // SAFETY: all types are #[repr(C)], contain only integers and byte arrays, and have
+    // no implicit padding (explicit `_pad` fields), so every bit pattern is valid.
+    unsafe impl aya::Pod for GenerationWord {}
+    unsafe impl aya::Pod for NodeConfig {}
+    unsafe impl aya::Pod for EndpointKey {}
+    unsafe impl aya::Pod for EndpointInfo {}
+    unsafe impl aya::Pod for IpCacheKey {}
+    unsafe impl aya::Pod for IpCacheValue {}
+    unsafe impl aya::Pod for PolicyKey {}
+    unsafe impl aya::Pod for PolicyValue {}
+    unsafe impl aya::Pod for CtKey {}
+    unsafe impl aya::Pod for CtValue {}
+    unsafe impl aya::Pod for FlowEvent {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use core::mem::size_of;
+
+    #[test]
+    fn layouts_have_no_implicit_padding() {
+        assert_eq!(size_of::<GenerationWord>(), 4);
+        assert_eq!(size_of::<NodeConfig>(), 8);
+        assert_eq!(size_of::<EndpointKey>(), 16);
+        assert_eq!(size_of::<EndpointInfo>(), 16);
+        assert_eq!(size_of::<IpCacheKey>(), 4 + 4 + 16);
+        assert_eq!(size_of::<IpCacheValue>(), 8);
+        assert_eq!(size_of::<PolicyKey>(), 4 + (POLICY_KEY_BITS as usize) / 8);
+        assert_eq!(size_of::<PolicyValue>(), 8);
+        assert_eq!(size_of::<CtKey>(), 40);
+        assert_eq!(size_of::<CtValue>(), 16);
+        assert_eq!(size_of::<FlowEvent>(), 8 + 8 + 16 + 16 + 2 + 2 + 4 + 4 * 5);
+    }
+
+    #[test]
+    fn v4_mapping_round_trips() {
+        let m = v4_mapped([10, 0, 1, 2]);
+        assert!(is_v4_mapped(&m));
+        assert_eq!(&m[12..], &[10, 0, 1, 2]);
+        assert!(!is_v4_mapped(&[0; 16]));
+    }
+}

@@ -1,0 +1,1 @@
+//! Reads a manifests directory.

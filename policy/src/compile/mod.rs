@@ -1,0 +1,3 @@
+//! The compiler: cluster model -> identities, ip cache and per-node policy tables.
+
+pub mod tables;
