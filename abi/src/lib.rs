@@ -65,6 +65,8 @@ pub mod capacity {
     pub const CONNTRACK: u32 = 262_144;
     /// Event ring buffer size in bytes (power of two, multiple of the page size).
     pub const EVENTS_BYTES: u32 = 1 << 20;
+    /// Slots of the per-CPU counter array (reasons in use: [`super::reason::COUNT`]).
+    pub const COUNTERS: u32 = 64;
     /// Deepest cgroup level the programs walk when resolving an endpoint.
     pub const MAX_CGROUP_LEVEL: i32 = 32;
 }
@@ -126,8 +128,11 @@ pub mod reason {
     pub const CONNTRACK_INSERT_FAILED: u32 = 9;
     /// A deny event could not be written because the ring buffer was full.
     pub const EVENT_DROPPED: u32 = 10;
-    /// Number of counters.
-    pub const COUNT: u32 = 11;
+    /// Non-first IP fragment leaving an endpoint: no ports to decide on, dropped.
+    pub const DENIED_FRAGMENT: u32 = 11;
+    /// Number of counters in use; the map has [`super::capacity::COUNTERS`] slots so
+    /// that new reasons need no layout change.
+    pub const COUNT: u32 = 12;
 }
 
 /// Single-element array `PALISADE_GEN`, value type.
@@ -200,17 +205,16 @@ pub struct EndpointInfo {
 /// Length in bits of the data part of an [`IpCacheKey`] (slot + address).
 pub const IPCACHE_KEY_BITS: u32 = 32 + 128;
 
-/// LPM trie `PALISADE_IPCACHE`, key: an address prefix in one slot.
+/// LPM trie `PALISADE_IPCACHE`, key data: an address prefix in one slot.
 ///
-/// Data layout (after `prefixlen`): `slot` (4 bytes, big endian) then the 16-byte
-/// address. An entry for the IPv4 prefix `a.b.c.d/n` is stored as
-/// `::ffff:a.b.c.d/(96+n)`, so `prefixlen = 32 + 96 + n`; lookups use
-/// [`IPCACHE_KEY_BITS`]. The slot is always fully matched.
+/// The trie's key is `{ prefixlen: u32, data: IpCacheKey }` (aya's `lpm_trie::Key`,
+/// on both sides). Data layout: `slot` (4 bytes, big endian) then the 16-byte address.
+/// An entry for the IPv4 prefix `a.b.c.d/n` is stored as `::ffff:a.b.c.d/(96+n)`, so its
+/// prefix length is `ipcache_prefix_len(96 + n)`; lookups use [`IPCACHE_KEY_BITS`]. The
+/// slot is always fully matched.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct IpCacheKey {
-    /// Number of significant bits of `slot` + `addr`.
-    pub prefixlen: u32,
     /// Slot, big endian.
     pub slot_be: u32,
     /// IPv6 or IPv4-mapped address, network byte order.
@@ -218,19 +222,18 @@ pub struct IpCacheKey {
 }
 
 impl IpCacheKey {
-    /// Key for `addr/addr_bits` (bits of the 16-byte address, i.e. 96+n for IPv4).
-    pub const fn new(slot: u32, addr: [u8; 16], addr_bits: u32) -> Self {
+    pub const fn new(slot: u32, addr: [u8; 16]) -> Self {
         Self {
-            prefixlen: 32 + addr_bits,
             slot_be: slot.to_be(),
             addr,
         }
     }
+}
 
-    /// Key to look up one address.
-    pub const fn lookup(slot: u32, addr: [u8; 16]) -> Self {
-        Self::new(slot, addr, 128)
-    }
+/// LPM prefix length of an ip cache entry covering `addr_bits` bits of the 16-byte
+/// address (96 + n for an IPv4 /n).
+pub const fn ipcache_prefix_len(addr_bits: u32) -> u32 {
+    32 + addr_bits
 }
 
 /// LPM trie `PALISADE_IPCACHE`, value.
@@ -251,15 +254,16 @@ pub const POLICY_PREFIX_ANY_PROTOCOL: u32 = 32 + 32 + 32 + 8;
 /// Prefix length of an entry that matches every port of one protocol.
 pub const POLICY_PREFIX_ANY_PORT: u32 = POLICY_PREFIX_ANY_PROTOCOL + 8;
 
-/// LPM trie `PALISADE_POLICY`, key: what one endpoint table says for one peer,
+/// LPM trie `PALISADE_POLICY`, key data: what one endpoint table says for one peer,
 /// direction, protocol and destination-port prefix.
 ///
-/// Data layout, every field big endian, in this order because the fields that are
-/// always exact come first and the ones that may be wildcarded come last, nested:
-/// `slot`, `policy_id`, `peer_identity`, `direction` (always exact), `protocol`
-/// (exact, or wildcarded by a prefix of [`POLICY_PREFIX_ANY_PROTOCOL`]), `dport`
-/// (a prefix of the 16-bit port: a port range `port..=endPort` is stored as the few
-/// prefixes that cover it exactly, so ranges need no ABI change).
+/// The trie's key is `{ prefixlen: u32, data: PolicyKey }`. Data layout, every field
+/// big endian, in this order because the fields that are always exact come first and
+/// the ones that may be wildcarded come last, nested: `slot`, `policy_id`,
+/// `peer_identity`, `direction` (always exact), `protocol` (exact, or wildcarded by a
+/// prefix of [`POLICY_PREFIX_ANY_PROTOCOL`]), `dport` (a prefix of the 16-bit port: a
+/// port range `port..=endPort` is stored as the few prefixes that cover it exactly, so
+/// ranges need no ABI change).
 ///
 /// A peer wildcard cannot be a prefix (it sits before direction), so the programs
 /// look up the peer's identity first and [`reserved::ANY`] second. The compiler keeps
@@ -269,8 +273,6 @@ pub const POLICY_PREFIX_ANY_PORT: u32 = POLICY_PREFIX_ANY_PROTOCOL + 8;
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct PolicyKey {
-    /// Number of significant bits of the fields below.
-    pub prefixlen: u32,
     pub slot_be: u32,
     pub policy_id_be: u32,
     /// Identity of the remote side, or [`reserved::ANY`].
@@ -285,10 +287,7 @@ pub struct PolicyKey {
 }
 
 impl PolicyKey {
-    /// Key of an entry. `prefixlen` counts all bits, see the `POLICY_PREFIX_*` consts.
-    #[allow(clippy::too_many_arguments)]
     pub const fn new(
-        prefixlen: u32,
         slot: u32,
         policy_id: u32,
         peer_identity: u32,
@@ -297,7 +296,6 @@ impl PolicyKey {
         dport: u16,
     ) -> Self {
         Self {
-            prefixlen,
             slot_be: slot.to_be(),
             policy_id_be: policy_id.to_be(),
             peer_identity_be: peer_identity.to_be(),
@@ -305,26 +303,6 @@ impl PolicyKey {
             protocol,
             dport_be: dport.to_be(),
         }
-    }
-
-    /// Key to look up one packet.
-    pub const fn lookup(
-        slot: u32,
-        policy_id: u32,
-        peer_identity: u32,
-        direction: u8,
-        protocol: u8,
-        dport: u16,
-    ) -> Self {
-        Self::new(
-            POLICY_KEY_BITS,
-            slot,
-            policy_id,
-            peer_identity,
-            direction,
-            protocol,
-            dport,
-        )
     }
 }
 
@@ -408,6 +386,8 @@ pub struct FlowEvent {
     pub rule_ref: u32,
     /// [`GenerationWord::generation`] the decision was made in.
     pub generation: u32,
+    /// Zero (keeps the size a multiple of 8).
+    pub _reserved: u32,
 }
 
 /// The IPv4-mapped IPv6 form of an IPv4 address.
@@ -462,13 +442,13 @@ mod tests {
         assert_eq!(size_of::<NodeConfig>(), 8);
         assert_eq!(size_of::<EndpointKey>(), 16);
         assert_eq!(size_of::<EndpointInfo>(), 16);
-        assert_eq!(size_of::<IpCacheKey>(), 4 + 4 + 16);
+        assert_eq!(size_of::<IpCacheKey>() as u32 * 8, IPCACHE_KEY_BITS);
         assert_eq!(size_of::<IpCacheValue>(), 8);
-        assert_eq!(size_of::<PolicyKey>(), 4 + (POLICY_KEY_BITS as usize) / 8);
+        assert_eq!(size_of::<PolicyKey>() as u32 * 8, POLICY_KEY_BITS);
         assert_eq!(size_of::<PolicyValue>(), 8);
         assert_eq!(size_of::<CtKey>(), 40);
         assert_eq!(size_of::<CtValue>(), 16);
-        assert_eq!(size_of::<FlowEvent>(), 8 + 8 + 16 + 16 + 2 + 2 + 4 + 4 * 5);
+        assert_eq!(size_of::<FlowEvent>(), 8 + 8 + 16 + 16 + 2 + 2 + 4 + 4 * 6);
     }
 
     #[test]

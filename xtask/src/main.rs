@@ -1,1 +1,48 @@
-fn main() {}
+//! `cargo xtask`: the single entry point for developers and CI.
+//!
+//! - `setup`: installs what the eBPF build needs (idempotent);
+//! - `build`: kernel programs, then the binaries that embed them;
+//! - `test`: setup, build, lints and the whole test suite (kernel tests included);
+//! - `demo`: emulated pods, the quickstart policies, a reachability matrix before/after.
+
+mod build;
+mod demo;
+mod paths;
+mod run;
+mod setup;
+mod test;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "cargo xtask")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Install the eBPF toolchain (Debian packages, bpf-linker) into .tools/.
+    Setup,
+    /// Build the kernel programs and the release binaries.
+    Build,
+    /// Set up, build, lint and run every test (needs root for the kernel tests).
+    Test {
+        /// Extra arguments for `cargo test` (e.g. a test name filter).
+        #[arg(trailing_var_arg = true)]
+        cargo_args: Vec<String>,
+    },
+    /// Set up, build, and show the quickstart policies on emulated pods (needs root).
+    Demo,
+}
+
+fn main() -> Result<()> {
+    match Cli::parse().command {
+        Command::Setup => setup::run(),
+        Command::Build => build::run(),
+        Command::Test { cargo_args } => test::run(&cargo_args),
+        Command::Demo => demo::run(),
+    }
+}

@@ -1,0 +1,176 @@
+//! The kernel side of the agent: loads palisade's programs with their maps pinned
+//! (adopting maps a previous agent pinned), attaches the programs at the protected
+//! cgroup root through pinned links, and hands out the map handles.
+//!
+//! Start-up order matters: tables are published (`TableWriter::apply`) before the
+//! programs are attached, so the first packet a program sees is decided by the
+//! current policy; on restart, the old programs keep running on the old tables until
+//! `attach` swaps the new programs in with `BPF_LINK_UPDATE`.
+
+mod links;
+pub mod tables;
+
+use crate::ebpf_object;
+use crate::pins::PinLayout;
+use anyhow::{Context, Result};
+use aya::maps::{MapData, PerCpuArray, RingBuf};
+use aya::programs::{CgroupAttachMode, CgroupSkb, CgroupSkbAttachType, links::FdLink};
+use aya::{Ebpf, EbpfLoader};
+use palisade_abi::{map_names, program_names};
+use std::os::fd::AsFd;
+use std::path::Path;
+use tables::TableWriter;
+
+/// aya-log's reader of the programs' log ring buffer.
+pub type KernelLogger = aya_log::EbpfLogger<&'static dyn log::Log>;
+
+/// Names of `palisade_abi::reason` codes, by index.
+pub const REASON_NAMES: [&str; palisade_abi::reason::COUNT as usize] = [
+    "allowed_policy",
+    "allowed_conntrack",
+    "allowed_not_isolated",
+    "allowed_always",
+    "unknown_endpoint",
+    "denied_policy",
+    "denied_no_entry",
+    "audit_denied",
+    "not_ip",
+    "conntrack_insert_failed",
+    "event_dropped",
+    "denied_fragment",
+];
+
+pub struct Datapath {
+    ebpf: Ebpf,
+    pub tables: TableWriter,
+    /// Taken by the event reader.
+    pub events: Option<RingBuf<MapData>>,
+    counters: PerCpuArray<MapData, u64>,
+    /// aya-log's reader for the programs' log statements; must stay alive.
+    pub logger: Option<KernelLogger>,
+}
+
+/// How a program ended up attached.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Attachment {
+    /// A new link was created and pinned.
+    Attached,
+    /// An existing pinned link now runs the freshly loaded program.
+    Replaced,
+}
+
+impl Datapath {
+    /// Packets per `palisade_abi::reason`, summed over CPUs, by reason name.
+    pub fn counters(&self) -> Result<std::collections::BTreeMap<&'static str, u64>> {
+        let mut out = std::collections::BTreeMap::new();
+        for (index, name) in REASON_NAMES.iter().enumerate() {
+            let per_cpu = self
+                .counters
+                .get(&(index as u32), 0)
+                .context("reading PALISADE_COUNTERS")?;
+            out.insert(*name, per_cpu.iter().sum());
+        }
+        Ok(out)
+    }
+
+    /// Loads the programs, creating or adopting the pinned maps under `layout`.
+    pub fn load(layout: &PinLayout) -> Result<Self> {
+        layout.create_dirs()?;
+        let object = ebpf_object::bytes()?;
+        let mut ebpf = EbpfLoader::new()
+            .default_map_pin_directory(layout.maps_dir())
+            .load(object)
+            .context(
+                "loading palisade's kernel object (needs CAP_BPF, ring buffers, LPM tries \
+                 and BPF links: Linux 5.15 or newer)",
+            )?;
+        let logger = match aya_log::EbpfLogger::init(&mut ebpf) {
+            Ok(logger) => Some(logger),
+            Err(err) => {
+                tracing::warn!(error = %err, "kernel program logs are unavailable");
+                None
+            }
+        };
+        for name in [program_names::SKB_EGRESS, program_names::SKB_INGRESS] {
+            let program: &mut CgroupSkb = ebpf
+                .program_mut(name)
+                .with_context(|| format!("program {name} missing from the kernel object"))?
+                .try_into()?;
+            program
+                .load()
+                .with_context(|| format!("verifying and loading program {name}"))?;
+        }
+        let tables = TableWriter {
+            generation: take_map(&mut ebpf, map_names::GENERATION)?,
+            config: take_map(&mut ebpf, map_names::NODE_CONFIG)?,
+            endpoints: take_map(&mut ebpf, map_names::ENDPOINTS)?,
+            ipcache: take_map(&mut ebpf, map_names::IPCACHE)?,
+            policy: take_map(&mut ebpf, map_names::POLICY)?,
+            shadow: [None, None],
+        };
+        let events = Some(take_map(&mut ebpf, map_names::EVENTS)?);
+        let counters = take_map(&mut ebpf, map_names::COUNTERS)?;
+        Ok(Self {
+            ebpf,
+            tables,
+            events,
+            counters,
+            logger,
+        })
+    }
+
+    /// Attaches both programs at `cgroup_root` (id `cgroup_id`), or swaps them into
+    /// the links a previous agent pinned there.
+    pub fn attach(
+        &mut self,
+        layout: &PinLayout,
+        cgroup_root: &Path,
+        cgroup_id: u64,
+    ) -> Result<Vec<(&'static str, Attachment)>> {
+        let mut done = Vec::new();
+        for (name, attach_type, direction) in [
+            (
+                program_names::SKB_EGRESS,
+                CgroupSkbAttachType::Egress,
+                "egress",
+            ),
+            (
+                program_names::SKB_INGRESS,
+                CgroupSkbAttachType::Ingress,
+                "ingress",
+            ),
+        ] {
+            let program: &mut CgroupSkb = self
+                .ebpf
+                .program_mut(name)
+                .with_context(|| format!("program {name} missing"))?
+                .try_into()?;
+            let pin = layout.link(cgroup_id, direction);
+            if pin.exists() {
+                links::replace_program(&pin, program.fd()?.as_fd())?;
+                done.push((direction, Attachment::Replaced));
+                continue;
+            }
+            let cgroup = std::fs::File::open(cgroup_root)
+                .with_context(|| format!("opening cgroup {}", cgroup_root.display()))?;
+            let link_id = program
+                .attach(&cgroup, attach_type, CgroupAttachMode::Single)
+                .with_context(|| format!("attaching {name} to cgroup {}", cgroup_root.display()))?;
+            let link: FdLink = program.take_link(link_id)?.try_into()?;
+            link.pin(&pin)
+                .with_context(|| format!("pinning link {}", pin.display()))?;
+            done.push((direction, Attachment::Attached));
+        }
+        Ok(done)
+    }
+}
+
+fn take_map<T>(ebpf: &mut Ebpf, name: &str) -> Result<T>
+where
+    T: TryFrom<aya::maps::Map, Error = aya::maps::MapError>,
+{
+    let map = ebpf
+        .take_map(name)
+        .with_context(|| format!("map {name} missing from the kernel object"))?;
+    T::try_from(map).with_context(|| format!("map {name} has an unexpected type"))
+}

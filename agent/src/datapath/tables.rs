@@ -1,0 +1,187 @@
+//! Publishes a [`DesiredState`] to the kernel maps without a partial state ever being
+//! visible: the next state is written into the inactive slot (diffed against what
+//! that slot holds), then the generation word is flipped with one 32-bit store.
+//!
+//! The writer keeps a shadow of each slot's contents so that a diff costs no map
+//! iteration; after a restart the shadow is rebuilt once from the pinned maps.
+
+use crate::desired::{DesiredState, IpPrefix, PolicyRow};
+use anyhow::{Context, Result};
+use aya::maps::{Array, HashMap, LpmTrie, MapData, lpm_trie::Key};
+use palisade_abi::{
+    EndpointInfo, EndpointKey, GenerationWord, IpCacheKey, IpCacheValue, NodeConfig, PolicyKey,
+    PolicyValue, ipcache_prefix_len,
+};
+use std::collections::BTreeMap;
+
+pub struct TableWriter {
+    pub(super) generation: Array<MapData, GenerationWord>,
+    pub(super) config: Array<MapData, NodeConfig>,
+    pub(super) endpoints: HashMap<MapData, EndpointKey, EndpointInfo>,
+    pub(super) ipcache: LpmTrie<MapData, IpCacheKey, IpCacheValue>,
+    pub(super) policy: LpmTrie<MapData, PolicyKey, PolicyValue>,
+    /// What each slot holds, once known.
+    pub(super) shadow: [Option<DesiredState>; 2],
+}
+
+/// Counts of one publication, for logs and metrics.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ApplyStats {
+    pub generation: u32,
+    pub written: usize,
+    pub deleted: usize,
+}
+
+impl TableWriter {
+    /// The generation the programs currently read.
+    pub fn current_generation(&self) -> Result<u32> {
+        Ok(self
+            .generation
+            .get(&0, 0)
+            .context("reading PALISADE_GEN")?
+            .generation)
+    }
+
+    /// Writes `desired` into the inactive slot and makes it active.
+    pub fn apply(&mut self, desired: &DesiredState) -> Result<ApplyStats> {
+        let next = self.current_generation()?.wrapping_add(1);
+        let slot = next & 1;
+        let old = self.slot_state(slot)?.clone();
+        let mut stats = ApplyStats {
+            generation: next,
+            ..Default::default()
+        };
+        // Deletions first, so a full table has room for the additions.
+        for cgroup_id in removed(&old.endpoints, &desired.endpoints) {
+            self.endpoints
+                .remove(&endpoint_key(cgroup_id, slot))
+                .context("PALISADE_ENDPOINTS delete")?;
+            stats.deleted += 1;
+        }
+        for prefix in removed(&old.ipcache, &desired.ipcache) {
+            self.ipcache
+                .remove(&ipcache_key(slot, prefix))
+                .context("PALISADE_IPCACHE delete")?;
+            stats.deleted += 1;
+        }
+        for row in removed(&old.policy, &desired.policy) {
+            self.policy
+                .remove(&policy_key(slot, row))
+                .context("PALISADE_POLICY delete")?;
+            stats.deleted += 1;
+        }
+        for (&cgroup_id, value) in changed(&old.endpoints, &desired.endpoints) {
+            self.endpoints
+                .insert(endpoint_key(cgroup_id, slot), value, 0)
+                .context("PALISADE_ENDPOINTS insert (table full?)")?;
+            stats.written += 1;
+        }
+        for (&prefix, value) in changed(&old.ipcache, &desired.ipcache) {
+            self.ipcache
+                .insert(&ipcache_key(slot, prefix), value, 0)
+                .context("PALISADE_IPCACHE insert (table full?)")?;
+            stats.written += 1;
+        }
+        for (&row, value) in changed(&old.policy, &desired.policy) {
+            self.policy
+                .insert(&policy_key(slot, row), value, 0)
+                .context("PALISADE_POLICY insert (table full?)")?;
+            stats.written += 1;
+        }
+        self.config
+            .set(slot, desired.config, 0)
+            .context("PALISADE_CONFIG update")?;
+        self.shadow[slot as usize] = Some(desired.clone());
+        // The flip: from here on every packet reads the new slot.
+        self.generation
+            .set(0, GenerationWord { generation: next }, 0)
+            .context("PALISADE_GEN flip")?;
+        Ok(stats)
+    }
+
+    /// The contents of `slot`, from the shadow or, the first time, from the maps.
+    fn slot_state(&mut self, slot: u32) -> Result<&DesiredState> {
+        if self.shadow[slot as usize].is_none() {
+            let state = self.read_slot(slot)?;
+            self.shadow[slot as usize] = Some(state);
+        }
+        Ok(self.shadow[slot as usize].as_ref().expect("filled above"))
+    }
+
+    fn read_slot(&self, slot: u32) -> Result<DesiredState> {
+        let mut state = DesiredState {
+            config: self
+                .config
+                .get(&slot, 0)
+                .context("reading PALISADE_CONFIG")?,
+            ..Default::default()
+        };
+        for item in self.endpoints.iter() {
+            let (key, value) = item.context("iterating PALISADE_ENDPOINTS")?;
+            if key.slot == slot {
+                state.endpoints.insert(key.cgroup_id, value);
+            }
+        }
+        for item in self.ipcache.iter() {
+            let (key, value) = item.context("iterating PALISADE_IPCACHE")?;
+            let data = key.data();
+            if u32::from_be(data.slot_be) == slot {
+                state
+                    .ipcache
+                    .insert((data.addr, key.prefix_len() - ipcache_prefix_len(0)), value);
+            }
+        }
+        for item in self.policy.iter() {
+            let (key, value) = item.context("iterating PALISADE_POLICY")?;
+            let data = key.data();
+            if u32::from_be(data.slot_be) == slot {
+                state.policy.insert(
+                    (
+                        key.prefix_len(),
+                        u32::from_be(data.policy_id_be),
+                        u32::from_be(data.peer_identity_be),
+                        data.direction,
+                        data.protocol,
+                        u16::from_be(data.dport_be),
+                    ),
+                    value,
+                );
+            }
+        }
+        Ok(state)
+    }
+}
+
+fn removed<'a, K: Ord + Copy, V>(
+    old: &'a BTreeMap<K, V>,
+    new: &'a BTreeMap<K, V>,
+) -> impl Iterator<Item = K> + 'a {
+    old.keys().filter(|k| !new.contains_key(k)).copied()
+}
+
+fn changed<'a, K: Ord, V: PartialEq>(
+    old: &'a BTreeMap<K, V>,
+    new: &'a BTreeMap<K, V>,
+) -> impl Iterator<Item = (&'a K, &'a V)> + 'a {
+    new.iter().filter(|(k, v)| old.get(k) != Some(v))
+}
+
+fn endpoint_key(cgroup_id: u64, slot: u32) -> EndpointKey {
+    EndpointKey {
+        cgroup_id,
+        slot,
+        _pad: 0,
+    }
+}
+
+fn ipcache_key(slot: u32, (addr, bits): IpPrefix) -> Key<IpCacheKey> {
+    Key::new(ipcache_prefix_len(bits), IpCacheKey::new(slot, addr))
+}
+
+fn policy_key(slot: u32, row: PolicyRow) -> Key<PolicyKey> {
+    let (prefixlen, policy_id, peer, direction, protocol, dport) = row;
+    Key::new(
+        prefixlen,
+        PolicyKey::new(slot, policy_id, peer, direction, protocol, dport),
+    )
+}

@@ -1,0 +1,141 @@
+//! The agent's objects in bpffs: one owner (the agent given this `--pin-path`), one
+//! versioned directory per ABI, bpfman style:
+//!
+//! ```text
+//! <pin-path>/v<ABI>/maps/<MAP_NAME>          every map (aya pins them by name)
+//! <pin-path>/v<ABI>/links/cg<ID>-<direction>  the cgroup links, per protected root
+//! ```
+//!
+//! A pinned link keeps its program attached after the agent exits (also after
+//! SIGKILL); pinned maps keep the tables the program reads. `cleanup` removes the
+//! whole `<pin-path>` tree, which detaches everything.
+
+use anyhow::{Context, Result, bail};
+use palisade_abi::ABI_VERSION;
+use std::path::{Path, PathBuf};
+
+/// bpffs magic number (`statfs.f_type`).
+const BPF_FS_MAGIC: i64 = 0xcafe4a11;
+
+#[derive(Clone, Debug)]
+pub struct PinLayout {
+    root: PathBuf,
+}
+
+impl PinLayout {
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self { root: root.into() }
+    }
+
+    /// Directory of this ABI version.
+    pub fn versioned(&self) -> PathBuf {
+        self.root.join(format!("v{ABI_VERSION}"))
+    }
+
+    pub fn maps_dir(&self) -> PathBuf {
+        self.versioned().join("maps")
+    }
+
+    pub fn links_dir(&self) -> PathBuf {
+        self.versioned().join("links")
+    }
+
+    /// Pin of the link of `direction` (`egress`/`ingress`) at cgroup `cgroup_id`.
+    pub fn link(&self, cgroup_id: u64, direction: &str) -> PathBuf {
+        self.links_dir().join(format!("cg{cgroup_id}-{direction}"))
+    }
+
+    /// Creates the directories (inside an existing bpffs).
+    pub fn create_dirs(&self) -> Result<()> {
+        for dir in [self.maps_dir(), self.links_dir()] {
+            std::fs::create_dir_all(&dir)
+                .with_context(|| format!("creating pin directory {}", dir.display()))?;
+        }
+        Ok(())
+    }
+
+    /// Removes every pinned object under `--pin-path` (all ABI versions), which
+    /// detaches the programs and frees the maps. Returns how many pins were removed.
+    pub fn remove_all(&self) -> Result<usize> {
+        if !self.root.exists() {
+            return Ok(0);
+        }
+        if !is_bpffs(&self.root)? {
+            bail!(
+                "{} is not on a bpf filesystem; refusing to delete it",
+                self.root.display()
+            );
+        }
+        remove_tree(&self.root)
+    }
+}
+
+fn remove_tree(dir: &Path) -> Result<usize> {
+    let mut removed = 0;
+    for entry in std::fs::read_dir(dir).with_context(|| format!("listing {}", dir.display()))? {
+        let path = entry?.path();
+        if path.is_dir() {
+            removed += remove_tree(&path)?;
+        } else {
+            std::fs::remove_file(&path)
+                .with_context(|| format!("removing pin {}", path.display()))?;
+            removed += 1;
+        }
+    }
+    std::fs::remove_dir(dir).with_context(|| format!("removing {}", dir.display()))?;
+    Ok(removed)
+}
+
+/// Whether `path` (or its nearest existing ancestor) is on a bpf filesystem.
+pub fn is_bpffs(path: &Path) -> Result<bool> {
+    let mut probe = path;
+    while !probe.exists() {
+        probe = match probe.parent() {
+            Some(p) => p,
+            None => return Ok(false),
+        };
+    }
+    let c = std::ffi::CString::new(probe.as_os_str().as_encoded_bytes())?;
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: valid NUL-terminated path and a zeroed out-struct.
+    if unsafe { libc::statfs(c.as_ptr(), &mut st) } != 0 {
+        return Err(std::io::Error::last_os_error())
+            .with_context(|| format!("statfs {}", probe.display()));
+    }
+    Ok(st.f_type as i64 == BPF_FS_MAGIC)
+}
+
+/// Makes sure `pin_path` lies on a bpffs; if nothing is mounted at `/sys/fs/bpf` and
+/// `mount_if_absent`, mounts one there (standalone mode).
+pub fn ensure_bpffs(pin_path: &Path, mount_if_absent: bool) -> Result<()> {
+    if is_bpffs(pin_path)? {
+        return Ok(());
+    }
+    let default = Path::new("/sys/fs/bpf");
+    if mount_if_absent && pin_path.starts_with(default) && !is_bpffs(default)? {
+        std::fs::create_dir_all(default).context("creating /sys/fs/bpf")?;
+        let src = c"bpf";
+        let target = c"/sys/fs/bpf";
+        // SAFETY: constant NUL-terminated strings.
+        let rc = unsafe {
+            libc::mount(
+                src.as_ptr(),
+                target.as_ptr(),
+                src.as_ptr(),
+                0,
+                std::ptr::null(),
+            )
+        };
+        if rc != 0 {
+            return Err(std::io::Error::last_os_error()).context("mounting bpffs at /sys/fs/bpf");
+        }
+        tracing::info!("mounted bpffs at /sys/fs/bpf");
+        if is_bpffs(pin_path)? {
+            return Ok(());
+        }
+    }
+    bail!(
+        "--pin-path {} is not on a bpf filesystem (mount one with `mount -t bpf bpf /sys/fs/bpf`)",
+        pin_path.display()
+    )
+}

@@ -1,0 +1,150 @@
+//! One pass of standalone mode: read the manifests directory, compile it when it
+//! changed, resolve this node's pods to cgroups, and publish the result if it differs
+//! from what the kernel holds. Any error leaves the last published state in force.
+
+use crate::cgroupfs;
+use crate::datapath::tables::{ApplyStats, TableWriter};
+use crate::desired::{self, DesiredState};
+use crate::status::PendingPod;
+use anyhow::{Context, Result};
+use palisade_abi::NodeConfig;
+use palisade_policy::compile::{self, tables::CompiledCluster};
+use palisade_policy::model::ObjectRef;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+pub struct Reconciler {
+    pub manifests: PathBuf,
+    pub node: String,
+    pub cgroup_mount: PathBuf,
+    pub cgroup_root: PathBuf,
+    pub config: NodeConfig,
+    /// Last manifests that compiled, with their hash.
+    compiled: Option<(String, Arc<CompiledCluster>)>,
+    /// What was last published.
+    published: Option<DesiredState>,
+}
+
+/// What a pass saw and did.
+pub struct PassReport {
+    pub observed_hash: String,
+    pub applied_hash: String,
+    pub compiled: Arc<CompiledCluster>,
+    pub cgroup_ids: BTreeMap<ObjectRef, u64>,
+    pub pending: Vec<PendingPod>,
+    /// Set when the kernel tables were rewritten.
+    pub published: Option<ApplyStats>,
+}
+
+/// A pass that could not apply the manifests on disk.
+pub struct PassError {
+    pub observed_hash: Option<String>,
+    pub error: anyhow::Error,
+}
+
+impl Reconciler {
+    pub fn new(
+        manifests: PathBuf,
+        node: String,
+        cgroup_mount: PathBuf,
+        cgroup_root: PathBuf,
+        config: NodeConfig,
+    ) -> Self {
+        Self {
+            manifests,
+            node,
+            cgroup_mount,
+            cgroup_root,
+            config,
+            compiled: None,
+            published: None,
+        }
+    }
+
+    pub fn pass(&mut self, tables: &mut TableWriter) -> Result<PassReport, PassError> {
+        let set = palisade_manifests::read_dir(&self.manifests).map_err(|e| PassError {
+            observed_hash: None,
+            error: anyhow::Error::new(e),
+        })?;
+        let observed_hash = set.hash.clone();
+        let fail = |error: anyhow::Error| PassError {
+            observed_hash: Some(observed_hash.clone()),
+            error,
+        };
+        if self.compiled.as_ref().map(|(h, _)| h) != Some(&set.hash) {
+            let mut cluster = set.parse().map_err(|e| fail(anyhow::anyhow!("{e}")))?;
+            // Standalone mode: a pod that names no node runs on this one.
+            for pod in cluster.pods.values_mut() {
+                if pod.node_name.is_none() {
+                    pod.node_name = Some(self.node.clone());
+                }
+            }
+            let compiled = compile::compile(&cluster);
+            self.compiled = Some((set.hash.clone(), Arc::new(compiled)));
+        }
+        let (applied_hash, compiled) = self.compiled.clone().expect("set above");
+        let (cgroup_ids, pending) = self.resolve_cgroups(&compiled);
+        let desired = desired::build(&compiled, &self.node, &cgroup_ids, self.config);
+        let mut published = None;
+        if self.published.as_ref() != Some(&desired) {
+            let stats = tables
+                .apply(&desired)
+                .context("publishing tables to the kernel")
+                .map_err(fail)?;
+            self.published = Some(desired);
+            published = Some(stats);
+        }
+        Ok(PassReport {
+            observed_hash,
+            applied_hash,
+            compiled,
+            cgroup_ids,
+            pending,
+            published,
+        })
+    }
+
+    /// Maps this node's endpoints to cgroup ids; the rest are pending, with why.
+    fn resolve_cgroups(
+        &self,
+        compiled: &CompiledCluster,
+    ) -> (BTreeMap<ObjectRef, u64>, Vec<PendingPod>) {
+        let mut ids = BTreeMap::new();
+        let mut pending = Vec::new();
+        let Some(tables) = compiled.nodes.get(&self.node) else {
+            return (ids, pending);
+        };
+        for ep in &tables.endpoints {
+            let pend = |reason: String| PendingPod {
+                pod: ep.pod.to_string(),
+                reason,
+            };
+            let Some(path) = &ep.cgroup_path else {
+                // Without the annotation the agent cannot find the pod: it is a peer only.
+                continue;
+            };
+            let dir = match cgroupfs::resolve_cgroup_path(&self.cgroup_mount, path) {
+                Ok(dir) => dir,
+                Err(e) => {
+                    pending.push(pend(e.to_string()));
+                    continue;
+                }
+            };
+            if !dir.starts_with(&self.cgroup_root) {
+                pending.push(pend(format!(
+                    "cgroup {path} is outside --cgroup-root {}",
+                    self.cgroup_root.display()
+                )));
+                continue;
+            }
+            match cgroupfs::cgroup_id(&dir) {
+                Ok(id) => {
+                    ids.insert(ep.pod.clone(), id);
+                }
+                Err(_) => pending.push(pend(format!("cgroup {path} does not exist yet"))),
+            }
+        }
+        (ids, pending)
+    }
+}

@@ -1,0 +1,44 @@
+//! Table lookups: address -> identity (ip cache), and (endpoint, peer, port) -> verdict.
+
+use aya_ebpf::maps::lpm_trie::Key;
+use palisade_abi::{
+    IPCACHE_KEY_BITS, IpCacheKey, POLICY_KEY_BITS, PolicyKey, PolicyValue, reserved,
+};
+
+use crate::maps::{IPCACHE, POLICY};
+
+/// Identity of `addr` in `slot`; addresses the cache does not cover are WORLD.
+#[inline(always)]
+pub fn identity_of(slot: u32, addr: [u8; 16]) -> u32 {
+    let key = Key::new(IPCACHE_KEY_BITS, IpCacheKey::new(slot, addr));
+    match IPCACHE.get(&key) {
+        Some(v) => v.identity,
+        None => reserved::WORLD,
+    }
+}
+
+/// The policy entry deciding a new flow: the peer's own table if the endpoint's policy
+/// names the peer, else the table for every peer. `None` means no entry at all, which
+/// callers treat as deny.
+#[inline(always)]
+pub fn policy_verdict(
+    slot: u32,
+    policy_id: u32,
+    peer_identity: u32,
+    direction: u8,
+    protocol: u8,
+    dport: u16,
+) -> Option<PolicyValue> {
+    let specific = Key::new(
+        POLICY_KEY_BITS,
+        PolicyKey::new(slot, policy_id, peer_identity, direction, protocol, dport),
+    );
+    if let Some(v) = POLICY.get(&specific) {
+        return Some(*v);
+    }
+    let any = Key::new(
+        POLICY_KEY_BITS,
+        PolicyKey::new(slot, policy_id, reserved::ANY, direction, protocol, dport),
+    );
+    POLICY.get(&any).copied()
+}

@@ -1,0 +1,192 @@
+//! palisade's kernel programs: cgroup_skb egress and ingress.
+//!
+//! Attached once at the protected cgroup subtree root, they decide every IP packet of
+//! every socket below it:
+//! 1. loopback traffic and ICMPv6 neighbour discovery always pass;
+//! 2. a packet of a tracked connection passes (`PALISADE_CT`; replies included);
+//! 3. otherwise the packet starts a new flow: its endpoint is resolved from the
+//!    socket's cgroup (`endpoint.rs`), the peer's identity from the ip cache, and the
+//!    verdict from the endpoint's policy table (`lookup.rs`); the node itself is always
+//!    allowed; an allowed flow is tracked so its replies pass in both directions;
+//! 4. denied (and audit-denied) new flows become events in `PALISADE_EVENTS`.
+//!
+//! All tables are read in the slot the generation word names, so a table update
+//! published by the agent takes effect for every packet at once.
+#![no_std]
+#![no_main]
+
+mod endpoint;
+mod events;
+mod lookup;
+mod maps;
+mod packet;
+
+use aya_ebpf::{macros::cgroup_skb, programs::SkBuffContext};
+use palisade_abi::{
+    CtKey, CtValue, FlowEvent, RULE_REF_DEFAULT, direction, endpoint_flags, reason, reserved,
+    verdict,
+};
+
+use crate::maps::{CONFIG, CT, GEN};
+
+/// cgroup_skb return codes.
+const PASS: i32 = 1;
+const DROP: i32 = 0;
+/// Every network namespace's loopback device has ifindex 1.
+const LOOPBACK_IFINDEX: u32 = 1;
+/// ICMPv6 router solicitation .. redirect (133..=137): neighbour discovery.
+const ICMPV6_ND_FIRST: u8 = 133;
+const ICMPV6_ND_LAST: u8 = 137;
+
+#[cgroup_skb(egress)]
+pub fn palisade_egress(ctx: SkBuffContext) -> i32 {
+    decide(&ctx, direction::EGRESS)
+}
+
+#[cgroup_skb(ingress)]
+pub fn palisade_ingress(ctx: SkBuffContext) -> i32 {
+    decide(&ctx, direction::INGRESS)
+}
+
+#[inline(always)]
+fn decide(ctx: &SkBuffContext, dir: u8) -> i32 {
+    // SAFETY: reading a field of the program's own context.
+    if unsafe { (*ctx.skb.skb).ifindex } == LOOPBACK_IFINDEX {
+        events::count(reason::ALLOWED_ALWAYS);
+        return PASS;
+    }
+    let Some(pkt) = packet::parse(ctx) else {
+        events::count(reason::NOT_IP);
+        return PASS;
+    };
+    if pkt.protocol == packet::IPPROTO_ICMPV6
+        && pkt.icmp_type >= ICMPV6_ND_FIRST
+        && pkt.icmp_type <= ICMPV6_ND_LAST
+    {
+        events::count(reason::ALLOWED_ALWAYS);
+        return PASS;
+    }
+
+    let egress = dir == direction::EGRESS;
+    let (local_port, remote_port) = if egress {
+        (pkt.sport, pkt.dport)
+    } else {
+        (pkt.dport, pkt.sport)
+    };
+    let ct_key = CtKey {
+        local_addr: if egress { pkt.src } else { pkt.dst },
+        remote_addr: if egress { pkt.dst } else { pkt.src },
+        local_port_be: local_port.to_be(),
+        remote_port_be: remote_port.to_be(),
+        protocol: pkt.protocol,
+        _pad: [0; 3],
+    };
+    // SAFETY: plain data, copied out at once.
+    if unsafe { CT.get(&ct_key) }.is_some() {
+        events::count(reason::ALLOWED_CONNTRACK);
+        return PASS;
+    }
+
+    let generation = GEN.get(0).map(|g| g.generation).unwrap_or(0);
+    let slot = generation & 1;
+    let Some(ep) = endpoint::resolve(ctx, slot) else {
+        events::count(reason::UNKNOWN_ENDPOINT);
+        let unknown = CONFIG
+            .get(slot)
+            .map(|c| c.unknown_endpoint_verdict)
+            .unwrap_or(verdict::DENY as u32);
+        return if unknown == verdict::ALLOW as u32 {
+            PASS
+        } else {
+            DROP
+        };
+    };
+    if egress && pkt.non_first_fragment {
+        // Only raw sockets emit fragments (cgroup_skb egress runs before the kernel
+        // fragments); without ports there is nothing to decide on.
+        events::count(reason::DENIED_FRAGMENT);
+        return DROP;
+    }
+
+    let enforced = if egress {
+        endpoint_flags::ENFORCE_EGRESS
+    } else {
+        endpoint_flags::ENFORCE_INGRESS
+    };
+    let mut peer_identity = reserved::ANY;
+    let (decision, rule_ref, why) = if ep.info.flags & enforced == 0 {
+        (verdict::ALLOW, RULE_REF_DEFAULT, reason::ALLOWED_NOT_ISOLATED)
+    } else {
+        peer_identity = lookup::identity_of(slot, ct_key.remote_addr);
+        if peer_identity == reserved::HOST {
+            (verdict::ALLOW, RULE_REF_DEFAULT, reason::ALLOWED_ALWAYS)
+        } else {
+            match lookup::policy_verdict(
+                slot,
+                ep.info.policy_id,
+                peer_identity,
+                dir,
+                pkt.protocol,
+                pkt.dport,
+            ) {
+                Some(v) if v.verdict == verdict::ALLOW => {
+                    (verdict::ALLOW, v.rule_ref, reason::ALLOWED_POLICY)
+                }
+                Some(v) if v.verdict == verdict::AUDIT_DENY => {
+                    (verdict::AUDIT_DENY, v.rule_ref, reason::AUDIT_DENIED)
+                }
+                Some(v) => (verdict::DENY, v.rule_ref, reason::DENIED_POLICY),
+                None => (verdict::DENY, RULE_REF_DEFAULT, reason::DENIED_NO_ENTRY),
+            }
+        }
+    };
+    events::count(why);
+
+    if decision != verdict::ALLOW {
+        events::emit(|e: &mut FlowEvent| {
+            e.cgroup_id = ep.cgroup_id;
+            e.local_addr = ct_key.local_addr;
+            e.remote_addr = ct_key.remote_addr;
+            e.local_port = local_port;
+            e.remote_port = remote_port;
+            e.protocol = pkt.protocol;
+            e.direction = dir;
+            e.verdict = decision;
+            e.ip_version = pkt.ip_version;
+            e.identity = ep.info.identity;
+            e.peer_identity = peer_identity;
+            e.policy_id = ep.info.policy_id;
+            e.rule_ref = rule_ref;
+            e.generation = generation;
+        });
+    }
+    if decision == verdict::DENY {
+        return DROP;
+    }
+
+    let entry = CtValue {
+        origin: dir,
+        verdict: decision,
+        _pad: 0,
+        generation,
+        rule_ref,
+        _reserved: 0,
+    };
+    if let Err(err) = CT.insert(&ct_key, &entry, 0) {
+        // The packet itself was allowed; its replies, if their direction is isolated,
+        // will be re-decided by policy (fail closed), not passed.
+        events::count(reason::CONNTRACK_INSERT_FAILED);
+        aya_log_ebpf::warn!(ctx, "palisade: conntrack insert failed: {}", err);
+    }
+    PASS
+}
+
+#[cfg(not(test))]
+#[panic_handler]
+fn panic(_info: &core::panic::PanicInfo) -> ! {
+    loop {}
+}
+
+#[unsafe(link_section = "license")]
+#[unsafe(no_mangle)]
+static LICENSE: [u8; 13] = *b"Dual BSD/GPL\0";

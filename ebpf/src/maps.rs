@@ -1,0 +1,54 @@
+//! Every map the kernel programs use. Layouts live in `palisade-abi`, with the meaning
+//! of each field and its byte order; this file only declares the maps, with their
+//! capacity and who writes them.
+//!
+//! All maps are pinned by name (the agent pins them under `<pin-path>/v<ABI>/maps/`),
+//! so they outlive the agent process and a restarted agent adopts them. Writers:
+//! - user space only: GEN, CONFIG, ENDPOINTS, IPCACHE, POLICY;
+//! - kernel only: CT (user space may read and delete), EVENTS, COUNTERS.
+
+use aya_ebpf::{
+    macros::map,
+    maps::{Array, HashMap, LpmTrie, LruHashMap, PerCpuArray, RingBuf},
+};
+use palisade_abi::{
+    CtKey, CtValue, EndpointInfo, EndpointKey, GenerationWord, IpCacheKey, IpCacheValue,
+    NodeConfig, PolicyKey, PolicyValue, capacity,
+};
+
+/// Index 0: the generation the programs read; slot = generation & 1.
+#[map(name = "PALISADE_GEN")]
+pub static GEN: Array<GenerationWord> = Array::pinned(1, 0);
+
+/// Index = slot: node-wide settings of that slot.
+#[map(name = "PALISADE_CONFIG")]
+pub static CONFIG: Array<NodeConfig> = Array::pinned(2, 0);
+
+/// (cgroup id, slot) -> endpoint.
+#[map(name = "PALISADE_ENDPOINTS")]
+pub static ENDPOINTS: HashMap<EndpointKey, EndpointInfo> =
+    HashMap::pinned(2 * capacity::ENDPOINTS_PER_SLOT, 0);
+
+/// (slot, address prefix) -> identity.
+#[map(name = "PALISADE_IPCACHE")]
+pub static IPCACHE: LpmTrie<IpCacheKey, IpCacheValue> =
+    LpmTrie::pinned(2 * capacity::IPCACHE_PER_SLOT, 0);
+
+/// (slot, policy, peer, direction, protocol, port prefix) -> verdict.
+#[map(name = "PALISADE_POLICY")]
+pub static POLICY: LpmTrie<PolicyKey, PolicyValue> =
+    LpmTrie::pinned(2 * capacity::POLICY_PER_SLOT, 0);
+
+/// Connections admitted by policy, keyed from the local endpoint's side. LRU: when
+/// full, the least recently used entry is evicted; its flow is then re-decided by
+/// policy on its next packet (never passed blindly).
+#[map(name = "PALISADE_CT")]
+pub static CT: LruHashMap<CtKey, CtValue> = LruHashMap::pinned(capacity::CONNTRACK, 0);
+
+/// Flow events (denied and audit-denied new flows) for the agent.
+#[map(name = "PALISADE_EVENTS")]
+pub static EVENTS: RingBuf = RingBuf::pinned(capacity::EVENTS_BYTES, 0);
+
+/// Packet counters per `palisade_abi::reason`.
+#[map(name = "PALISADE_COUNTERS")]
+pub static COUNTERS: PerCpuArray<u64> = PerCpuArray::pinned(capacity::COUNTERS, 0);

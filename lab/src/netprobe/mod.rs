@@ -1,0 +1,44 @@
+//! The `palisade-netprobe` tool that labs run inside pods: echo servers
+//! (`serve`), one-shot connection probes (`connect`) and held connections
+//! (`hold`). Public so that the binary is a thin shim; its command line and
+//! its [`report`](crate::report) lines are its interface.
+//!
+//! ```text
+//! palisade-netprobe serve [--tcp PORT]... [--udp PORT]...
+//! palisade-netprobe connect --proto tcp|udp --addr IP --port N [--timeout-ms MS] [--payload TEXT]
+//! palisade-netprobe hold --proto tcp --addr IP --port N [--timeout-ms MS] [--interval-ms MS]
+//! ```
+
+mod args;
+mod classify;
+mod connect;
+mod hold;
+mod serve;
+
+use std::process::ExitCode;
+
+pub use args::{ConnectArgs, HoldArgs, NetprobeCommand, ServeArgs, USAGE, parse_args};
+
+/// Runs the tool with its arguments (without the program name) and returns
+/// its exit code: 0 once a result is printed, 2 for bad arguments, 1 if a
+/// server could not start.
+pub fn run(args: &[String]) -> ExitCode {
+    let command = match parse_args(args) {
+        Ok(command) => command,
+        Err(message) => {
+            eprintln!("palisade-netprobe: {message}\n\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    match command {
+        NetprobeCommand::Serve(args) => match serve::serve(&args) {
+            Ok(never) => match never {},
+            Err(message) => {
+                eprintln!("palisade-netprobe serve: {message}");
+                ExitCode::FAILURE
+            }
+        },
+        NetprobeCommand::Connect(args) => connect::connect(&args),
+        NetprobeCommand::Hold(args) => hold::hold(&args),
+    }
+}

@@ -1,0 +1,105 @@
+//! `serve`: dual-stack TCP and UDP echo servers. Each socket binds `[::]` with
+//! `IPV6_V6ONLY` off, so IPv4 and IPv6 clients both reach it. Prints `ready`
+//! once every socket is bound, then runs until killed.
+
+use nix::sys::socket::{
+    AddressFamily, Backlog, SockFlag, SockType, SockaddrIn6, bind, listen, setsockopt, socket,
+    sockopt,
+};
+use std::convert::Infallible;
+use std::io::{self, Write};
+use std::net::{Ipv6Addr, SocketAddrV6, TcpListener, TcpStream, UdpSocket};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::thread;
+use std::time::Duration;
+
+use super::args::ServeArgs;
+
+/// Pause after a failed `accept` (e.g. out of file descriptors) before the
+/// next one, so a persistent error doesn't spin.
+const ACCEPT_RETRY_PAUSE: Duration = Duration::from_millis(50);
+
+/// Binds every port, prints `ready` and serves forever; returns only if a
+/// port can't be bound.
+pub(super) fn serve(args: &ServeArgs) -> Result<Infallible, String> {
+    let mut tcp_listeners = Vec::new();
+    for &port in &args.tcp_ports {
+        let listener = tcp_listener(port).map_err(|error| format!("TCP port {port}: {error}"))?;
+        tcp_listeners.push(listener);
+    }
+    let mut udp_sockets = Vec::new();
+    for &port in &args.udp_ports {
+        let socket = udp_socket(port).map_err(|error| format!("UDP port {port}: {error}"))?;
+        udp_sockets.push(socket);
+    }
+    for listener in tcp_listeners {
+        thread::spawn(move || accept_forever(&listener));
+    }
+    for socket in udp_sockets {
+        thread::spawn(move || echo_datagrams_forever(&socket));
+    }
+    let mut stdout = io::stdout().lock();
+    writeln!(stdout, "ready")
+        .and_then(|()| stdout.flush())
+        .map_err(|error| format!("printing ready: {error}"))?;
+    drop(stdout);
+    loop {
+        thread::park();
+    }
+}
+
+/// A socket bound to `[::]:port`, accepting IPv4 too.
+fn dual_stack_socket(kind: SockType, port: u16) -> io::Result<OwnedFd> {
+    let fd = socket(AddressFamily::Inet6, kind, SockFlag::SOCK_CLOEXEC, None)?;
+    setsockopt(&fd, sockopt::Ipv6V6Only, &false)?;
+    setsockopt(&fd, sockopt::ReuseAddr, &true)?;
+    let any = SockaddrIn6::from(SocketAddrV6::new(Ipv6Addr::UNSPECIFIED, port, 0, 0));
+    bind(fd.as_raw_fd(), &any)?;
+    Ok(fd)
+}
+
+fn tcp_listener(port: u16) -> io::Result<TcpListener> {
+    let fd = dual_stack_socket(SockType::Stream, port)?;
+    listen(&fd, Backlog::MAXCONN)?;
+    Ok(TcpListener::from(fd))
+}
+
+fn udp_socket(port: u16) -> io::Result<UdpSocket> {
+    dual_stack_socket(SockType::Datagram, port).map(UdpSocket::from)
+}
+
+fn accept_forever(listener: &TcpListener) {
+    loop {
+        match listener.accept() {
+            Ok((stream, _peer)) => {
+                thread::spawn(move || echo_stream(stream));
+            }
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+            Err(error) => {
+                eprintln!("accept: {error}");
+                thread::sleep(ACCEPT_RETRY_PAUSE);
+            }
+        }
+    }
+}
+
+/// Echoes everything a client sends until it closes the connection. Errors
+/// (a client reset, a BPF drop turned into EPERM) just end the connection.
+fn echo_stream(stream: TcpStream) {
+    let _ = stream.set_nodelay(true);
+    if let Ok(mut reader) = stream.try_clone() {
+        let mut writer = stream;
+        let _ = io::copy(&mut reader, &mut writer);
+    }
+}
+
+/// Sends every datagram back to where it came from. Errors concern single
+/// datagrams and are ignored.
+fn echo_datagrams_forever(socket: &UdpSocket) {
+    let mut buffer = vec![0u8; 65536];
+    loop {
+        if let Ok((length, sender)) = socket.recv_from(&mut buffer) {
+            let _ = socket.send_to(&buffer[..length], sender);
+        }
+    }
+}

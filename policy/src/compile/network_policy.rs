@@ -1,0 +1,317 @@
+//! Kubernetes NetworkPolicy (`networking.k8s.io/v1`) as verdict functions: which
+//! policies isolate an endpoint, and, for each peer identity, which rule first allows
+//! each (protocol, port).
+//!
+//! The semantics, exactly as upstream defines them:
+//! - A pod is isolated for a direction iff a policy of its namespace selects it and
+//!   lists the direction in `policyTypes`; then only what some rule of such a policy
+//!   allows passes (the union of rules).
+//! - A rule allows traffic matching any of its peers (none: every address) and any of
+//!   its ports (none: every protocol and port).
+//! - Named ports resolve on the pod that receives the traffic: on ingress the local
+//!   endpoint, on egress the destination pod (so they never match non-pod peers).
+//!
+//! Policy objects are identified by their key in [`Cluster::network_policies`]; the key's
+//! namespace is the namespace they apply in.
+
+use super::cidr::IpBlocks;
+use super::identity::{EgressPortNames, Identities, PodIdentity};
+use super::port_map::PortMap;
+use super::ports::spec_range;
+use super::rules::{RuleCatalog, RuleId};
+use super::tables::RuleInfo;
+use super::verdict::PeerVerdicts;
+use crate::model::{Cluster, Direction, NetworkPolicy, Peer, Pod, PolicyRule, PortRef, Protocol};
+use std::collections::BTreeSet;
+use std::rc::Rc;
+
+/// For each (protocol, port): the first rule (lowest [`RuleId`]) that allows it, if any.
+pub(crate) type AllowingRules = PortMap<Option<RuleId>>;
+
+/// One rule, with the id verdicts cite it by.
+struct Rule<'a> {
+    id: RuleId,
+    /// Namespace of the policy (where `Pods` peers without a namespace selector look).
+    namespace: &'a str,
+    rule: &'a PolicyRule,
+}
+
+impl Rule<'_> {
+    fn names_ports(&self) -> bool {
+        self.rule
+            .ports
+            .iter()
+            .any(|spec| matches!(spec.port, Some(PortRef::Name(_))))
+    }
+}
+
+struct IndexedPolicy<'a> {
+    namespace: &'a str,
+    policy: &'a NetworkPolicy,
+    ingress: Vec<Rule<'a>>,
+    egress: Vec<Rule<'a>>,
+}
+
+impl<'a> IndexedPolicy<'a> {
+    fn rules(&self, direction: Direction) -> &[Rule<'a>] {
+        match direction {
+            Direction::Ingress => &self.ingress,
+            Direction::Egress => &self.egress,
+        }
+    }
+}
+
+/// The policies that isolate one endpoint in one direction, as positions in
+/// [`NetworkPolicies`]. Empty: the direction is not isolated.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub(crate) struct Selection(Vec<usize>);
+
+impl Selection {
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// Every NetworkPolicy of the cluster, indexed for the compiler's questions.
+pub(crate) struct NetworkPolicies<'a> {
+    /// In key order, which is also [`RuleId`] order.
+    policies: Vec<IndexedPolicy<'a>>,
+    egress_port_names: EgressPortNames,
+}
+
+impl<'a> NetworkPolicies<'a> {
+    /// Indexes the policies and enters their rules in `catalog`.
+    pub fn index(cluster: &'a Cluster, catalog: &mut RuleCatalog) -> Self {
+        let mut policies = Vec::with_capacity(cluster.network_policies.len());
+        for (policy_ref, policy) in &cluster.network_policies {
+            let mut rules = |direction: Direction| -> Vec<Rule<'a>> {
+                policy
+                    .rules(direction)
+                    .iter()
+                    .enumerate()
+                    .map(|(index, rule)| Rule {
+                        id: catalog.add(RuleInfo::network_policy(policy_ref, direction, index)),
+                        namespace: &policy_ref.namespace,
+                        rule,
+                    })
+                    .collect()
+            };
+            let ingress = rules(Direction::Ingress);
+            let egress = rules(Direction::Egress);
+            policies.push(IndexedPolicy {
+                namespace: &policy_ref.namespace,
+                policy,
+                ingress,
+                egress,
+            });
+        }
+        let egress_port_names = policies
+            .iter()
+            .filter(|p| p.policy.isolates(Direction::Egress))
+            .flat_map(|p| &p.egress)
+            .flat_map(|rule| &rule.rule.ports)
+            .filter_map(|spec| match &spec.port {
+                Some(PortRef::Name(name)) => Some((name.clone(), spec.protocol)),
+                _ => None,
+            })
+            .collect();
+        Self {
+            policies,
+            egress_port_names,
+        }
+    }
+
+    /// Port names that egress rules of egress-isolating policies use: the ones pod
+    /// identities must tell apart.
+    pub fn egress_port_names(&self) -> &EgressPortNames {
+        &self.egress_port_names
+    }
+
+    /// The policies that isolate the pod `namespace`/`pod` for `direction`.
+    pub fn isolating(&self, namespace: &str, pod: &Pod, direction: Direction) -> Selection {
+        Selection(
+            self.policies
+                .iter()
+                .enumerate()
+                .filter(|(_, p)| {
+                    p.namespace == namespace
+                        && p.policy.isolates(direction)
+                        && p.policy.pod_selector.matches(&pod.labels)
+                })
+                .map(|(i, _)| i)
+                .collect(),
+        )
+    }
+}
+
+/// The pod a named port resolves on: the one that receives the traffic.
+#[derive(Clone, Copy)]
+enum Receiver<'p> {
+    /// Ingress: the local endpoint, whatever the peer.
+    Local(&'p Pod),
+    /// Egress: the peer, if it is a pod (nothing resolves on other peers).
+    Peer(Option<&'p PodIdentity>),
+}
+
+impl Receiver<'_> {
+    fn named_port(self, name: &str, protocol: Protocol) -> Option<u16> {
+        match self {
+            Receiver::Local(pod) => pod.named_port(name, protocol),
+            Receiver::Peer(peer) => peer?.named_port(name, protocol),
+        }
+    }
+}
+
+/// Computes which rules allow what, for endpoints and the peer identities that can
+/// reach them.
+pub(crate) struct RuleEvaluator<'a> {
+    policies: &'a NetworkPolicies<'a>,
+    identities: &'a Identities,
+    blocks: &'a IpBlocks,
+    /// Identities some address resolves to; others never need rows.
+    peer_identities: &'a BTreeSet<u32>,
+}
+
+impl<'a> RuleEvaluator<'a> {
+    pub fn new(
+        policies: &'a NetworkPolicies<'a>,
+        identities: &'a Identities,
+        blocks: &'a IpBlocks,
+        peer_identities: &'a BTreeSet<u32>,
+    ) -> Self {
+        Self {
+            policies,
+            identities,
+            blocks,
+            peer_identities,
+        }
+    }
+
+    /// For the endpoint `local`, isolated for `direction` by `selection`: per peer, the
+    /// first rule that allows each (protocol, port). Only peers that some rule treats
+    /// differently from an unnamed address are listed.
+    pub fn allowing_rules(
+        &self,
+        selection: &Selection,
+        direction: Direction,
+        local: &Pod,
+    ) -> PeerVerdicts<AllowingRules> {
+        let rules: Vec<&Rule> = selection
+            .0
+            .iter()
+            .filter_map(|i| self.policies.policies.get(*i))
+            .flat_map(|p| p.rules(direction))
+            .collect();
+        let receiver_of = |peer: Option<u32>| match direction {
+            Direction::Ingress => Receiver::Local(local),
+            Direction::Egress => Receiver::Peer(peer.and_then(|p| self.identities.pods.get(&p))),
+        };
+
+        let any = rules
+            .iter()
+            .filter(|r| r.rule.peers.is_empty())
+            .fold(PortMap::constant(None), |acc, r| {
+                union(&acc, &ports_allowed(r, receiver_of(None)))
+            });
+
+        // Peers named by some rule. On egress, a peer-less rule with named ports also
+        // singles out the pods those names resolve on.
+        let matched: Vec<Rc<BTreeSet<u32>>> = rules.iter().map(|r| self.matched_peers(r)).collect();
+        let mut candidates: BTreeSet<u32> =
+            matched.iter().flat_map(|m| m.iter().copied()).collect();
+        let peerless_named =
+            |r: &Rule| direction == Direction::Egress && r.rule.peers.is_empty() && r.names_ports();
+        if rules.iter().any(|r| peerless_named(r)) {
+            candidates.extend(
+                self.identities
+                    .pods
+                    .iter()
+                    .filter(|(_, pod)| !pod.named_ports.is_empty())
+                    .map(|(id, _)| *id),
+            );
+        }
+
+        let mut peers = std::collections::BTreeMap::new();
+        for peer in candidates.intersection(self.peer_identities) {
+            let receiver = receiver_of(Some(*peer));
+            let function = rules
+                .iter()
+                .zip(&matched)
+                .filter(|(r, m)| m.contains(peer) || peerless_named(r))
+                .fold(any.clone(), |acc, (r, _)| {
+                    union(&acc, &ports_allowed(r, receiver))
+                });
+            if function != any {
+                peers.insert(*peer, function);
+            }
+        }
+        PeerVerdicts { any, peers }
+    }
+
+    /// The identities a rule's peers name (empty for a rule without peers).
+    fn matched_peers(&self, rule: &Rule) -> Rc<BTreeSet<u32>> {
+        let mut matched = BTreeSet::new();
+        for peer in &rule.rule.peers {
+            match peer {
+                Peer::Pods {
+                    namespace_selector,
+                    pod_selector,
+                } => matched.extend(
+                    self.identities
+                        .pods
+                        .iter()
+                        .filter(|(_, pod)| {
+                            let in_namespace = match namespace_selector {
+                                None => pod.namespace == rule.namespace,
+                                Some(selector) => selector.matches(&pod.namespace_labels),
+                            };
+                            in_namespace
+                                && pod_selector
+                                    .as_ref()
+                                    .is_none_or(|selector| selector.matches(&pod.labels))
+                        })
+                        .map(|(id, _)| *id),
+                ),
+                Peer::IpBlock { cidr, except } => {
+                    if let Some(in_block) = self
+                        .blocks
+                        .id_of(*cidr, except)
+                        .and_then(|block| self.identities.in_block.get(&block))
+                    {
+                        matched.extend(in_block.iter().copied());
+                    }
+                }
+            }
+        }
+        Rc::new(matched)
+    }
+}
+
+/// The (protocol, port) pairs a rule allows for traffic `receiver` receives.
+fn ports_allowed(rule: &Rule, receiver: Receiver) -> AllowingRules {
+    if rule.rule.ports.is_empty() {
+        return PortMap::constant(Some(rule.id));
+    }
+    rule.rule
+        .ports
+        .iter()
+        .filter_map(|spec| {
+            let range = spec_range(spec, |name| receiver.named_port(name, spec.protocol))?;
+            Some(PortMap::on_range(
+                spec.protocol.number(),
+                range,
+                Some(rule.id),
+                None,
+            ))
+        })
+        .fold(PortMap::constant(None), |acc, m| union(&acc, &m))
+}
+
+/// Pointwise union of allow sets, citing the first rule where both allow.
+fn union(a: &AllowingRules, b: &AllowingRules) -> AllowingRules {
+    a.zip_with(b, |x, y| match (x, y) {
+        (Some(x), Some(y)) => Some(*x.min(y)),
+        (Some(rule), None) | (None, Some(rule)) => Some(*rule),
+        (None, None) => None,
+    })
+}

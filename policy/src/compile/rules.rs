@@ -1,0 +1,100 @@
+//! The catalog of policy rules that verdicts are traced back to.
+//!
+//! While compiling, a verdict cites its rule by [`RuleId`], the rule's position in the
+//! catalog of every rule of every policy. The catalog is ordered the way
+//! [`RuleInfo`] sorts, so "the lowest `RuleId`" is "the first rule in the published
+//! table". At the end only the rules some entry cites are published
+//! ([`RuleCatalog::publish`]), renumbered without changing their order.
+
+use super::tables::RuleInfo;
+use crate::model::{Direction, ObjectRef};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Tier of Kubernetes NetworkPolicy rules.
+pub(crate) const TIER_NETWORK_POLICY: &str = "networkpolicy";
+/// Kind of a Kubernetes NetworkPolicy.
+pub(crate) const KIND_NETWORK_POLICY: &str = "NetworkPolicy";
+/// The only action a NetworkPolicy rule has.
+pub(crate) const ACTION_ALLOW: &str = "Allow";
+
+impl RuleInfo {
+    /// Rule `index` of the `direction` list of the NetworkPolicy `policy`.
+    pub fn network_policy(policy: &ObjectRef, direction: Direction, index: usize) -> Self {
+        Self {
+            tier: TIER_NETWORK_POLICY.to_string(),
+            kind: KIND_NETWORK_POLICY.to_string(),
+            namespace: policy.namespace.clone(),
+            name: policy.name.clone(),
+            direction,
+            rule: u32::try_from(index).unwrap_or(u32::MAX),
+            action: ACTION_ALLOW.to_string(),
+        }
+    }
+}
+
+/// A rule's position in the [`RuleCatalog`]; lower sorts first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) struct RuleId(u32);
+
+/// Every rule of every policy, in [`RuleInfo`] order.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct RuleCatalog {
+    rules: Vec<RuleInfo>,
+}
+
+impl RuleCatalog {
+    /// Adds a rule and returns its id. Rules must be added in [`RuleInfo`] order.
+    pub fn add(&mut self, rule: RuleInfo) -> RuleId {
+        debug_assert!(self.rules.last().is_none_or(|last| *last < rule));
+        let id = RuleId(u32::try_from(self.rules.len()).unwrap_or(u32::MAX));
+        self.rules.push(rule);
+        id
+    }
+
+    /// The rules `cited` names, in catalog order, and each one's index in that list
+    /// (the published `rule_ref`).
+    pub fn publish(&self, cited: &BTreeSet<RuleId>) -> (Vec<RuleInfo>, BTreeMap<RuleId, u32>) {
+        let mut published = Vec::with_capacity(cited.len());
+        let mut refs = BTreeMap::new();
+        for id in cited {
+            if let Some(rule) = self.rules.get(id.0 as usize) {
+                refs.insert(*id, u32::try_from(published.len()).unwrap_or(u32::MAX));
+                published.push(rule.clone());
+            }
+        }
+        (published, refs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn publishing_keeps_order_and_renumbers() {
+        let policy = |name: &str| ObjectRef {
+            namespace: "ns".into(),
+            name: name.into(),
+        };
+        let mut catalog = RuleCatalog::default();
+        let a0 = catalog.add(RuleInfo::network_policy(
+            &policy("a"),
+            Direction::Ingress,
+            0,
+        ));
+        let a1 = catalog.add(RuleInfo::network_policy(
+            &policy("a"),
+            Direction::Ingress,
+            1,
+        ));
+        let b0 = catalog.add(RuleInfo::network_policy(&policy("b"), Direction::Egress, 0));
+        assert!(a0 < a1 && a1 < b0);
+        let (rules, refs) = catalog.publish(&[a0, b0].into_iter().collect());
+        assert_eq!(rules.len(), 2);
+        assert_eq!(rules[1].name, "b");
+        assert_eq!(rules[1].direction, Direction::Egress);
+        assert_eq!(refs[&a0], 0);
+        assert_eq!(refs[&b0], 1);
+        assert!(!refs.contains_key(&a1));
+    }
+}

@@ -1,0 +1,108 @@
+//! Manifest parsing: Kubernetes-style YAML (or JSON) documents -> model objects, with
+//! errors that name the file, the document, the object and the field.
+//!
+//! Pure: text in, objects out; reading files is the `palisade-manifests` crate's job.
+//! [`parse_documents`] reads one file's text; [`build_cluster`] assembles the objects of
+//! every file into the model's [`Cluster`](crate::model::Cluster).
+//!
+//! Layout: `documents` splits a stream, `kinds` dispatches on apiVersion/kind (adding a
+//! kind starts there), one module per group of kinds (`core`, `network_policy`) holds
+//! their wire types, validation and conversion, with shared pieces in `metadata`,
+//! `selector`, `ports`, `names` and `wire`; `error` has the error types and `cluster`
+//! the assembly.
+
+mod cluster;
+mod core;
+mod documents;
+mod error;
+mod kinds;
+mod metadata;
+mod names;
+mod network_policy;
+mod ports;
+mod selector;
+mod wire;
+
+#[cfg(test)]
+mod conformance_tests;
+
+pub use cluster::build_cluster;
+pub use error::{ManifestError, ManifestErrors};
+
+use crate::model::{Namespace, NetworkPolicy, Node, Pod};
+
+/// An object palisade reads from manifests.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Object {
+    Namespace(Namespace),
+    Pod(Pod),
+    Node(Node),
+    NetworkPolicy(NetworkPolicy),
+}
+
+impl Object {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Object::Namespace(_) => "Namespace",
+            Object::Pod(_) => "Pod",
+            Object::Node(_) => "Node",
+            Object::NetworkPolicy(_) => "NetworkPolicy",
+        }
+    }
+
+    /// The object as messages name it: `Pod x/web`, `Node n1`.
+    pub fn describe(&self) -> String {
+        let kind = self.kind();
+        match self {
+            Object::Namespace(namespace) => format!("{kind} {}", namespace.name),
+            Object::Node(node) => format!("{kind} {}", node.name),
+            Object::Pod(pod) => format!("{kind} {}/{}", pod.namespace, pod.name),
+            Object::NetworkPolicy(policy) => {
+                format!("{kind} {}/{}", policy.namespace, policy.name)
+            }
+        }
+    }
+}
+
+/// Parses every document of one file's `text` (`file` names it in errors). Empty
+/// documents are skipped and `kind: List` documents expanded. Every problem of every
+/// document is reported, except that a YAML syntax error ends the file.
+pub fn parse_documents(file: &str, text: &str) -> Result<Vec<Object>, ManifestErrors> {
+    let mut objects = Vec::new();
+    let mut errors = Vec::new();
+    for document in documents::split(text) {
+        let error =
+            |object: Option<String>, field: Option<String>, message: String| ManifestError {
+                file: file.to_string(),
+                document: document.number,
+                object,
+                field,
+                message,
+            };
+        let value = match &document.content {
+            Ok(value) => value,
+            Err(message) => {
+                errors.push(error(None, None, message.clone()));
+                continue;
+            }
+        };
+        if value.is_null() {
+            continue;
+        }
+        for outcome in kinds::read_document(value) {
+            match outcome.result {
+                Ok(object) => objects.push(object),
+                Err(problems) => {
+                    errors.extend(problems.into_iter().map(|problem| {
+                        error(outcome.object.clone(), problem.field, problem.message)
+                    }))
+                }
+            }
+        }
+    }
+    if errors.is_empty() {
+        Ok(objects)
+    } else {
+        Err(ManifestErrors(errors))
+    }
+}
