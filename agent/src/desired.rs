@@ -6,13 +6,12 @@
 //! zero) so that two keys the LPM trie treats as one compare equal here too.
 
 use palisade_abi::{
-    EndpointInfo, IpCacheValue, NodeConfig, POLICY_PREFIX_ANY_PORT, POLICY_PREFIX_ANY_PROTOCOL,
-    PolicyValue, RULE_REF_DEFAULT, endpoint_flags, reserved, v4_mapped,
+    EndpointInfo, IpCacheValue, NodeConfig, PolicyValue, endpoint_flags, ipcache_prefix_len,
+    reserved,
 };
-use palisade_policy::compile::tables::{CompiledCluster, PolicyEntry};
+use palisade_policy::compile::tables::{CompiledCluster, IpCacheEntry, PolicyEntry};
 use palisade_policy::model::ObjectRef;
 use std::collections::BTreeMap;
-use std::net::IpAddr;
 
 /// An ip cache prefix: 16-byte address (IPv4-mapped for IPv4) and the number of
 /// significant address bits (96 + n for an IPv4 /n).
@@ -44,26 +43,19 @@ pub fn build(
         ..Default::default()
     };
     for entry in &compiled.ipcache {
-        state.ipcache.insert(
-            prefix_of(entry.prefix.addr(), entry.prefix.prefix_len()),
-            IpCacheValue {
-                identity: entry.identity,
-                flags: 0,
-            },
-        );
+        let (prefix, value) = ipcache_row(entry);
+        state.ipcache.insert(prefix, value);
     }
     let Some(tables) = compiled.nodes.get(node) else {
         return state;
     };
+    // This node's own addresses are HOST here (REMOTE_NODE in the cluster-wide cache).
     for addr in &tables.host_addresses {
-        let bits = if addr.is_ipv4() { 32 } else { 128 };
-        state.ipcache.insert(
-            prefix_of(*addr, bits),
-            IpCacheValue {
-                identity: reserved::HOST,
-                flags: 0,
-            },
-        );
+        let (prefix, value) = ipcache_row(&IpCacheEntry {
+            prefix: (*addr).into(),
+            identity: reserved::HOST,
+        });
+        state.ipcache.insert(prefix, value);
     }
     for ep in &tables.endpoints {
         let Some(&cgroup_id) = cgroup_ids.get(&ep.pod) else {
@@ -93,82 +85,46 @@ pub fn build(
     state
 }
 
-/// The 16-byte form and address-bit count of `addr/len`, host bits cleared.
-pub fn prefix_of(addr: IpAddr, len: u8) -> IpPrefix {
-    match addr {
-        IpAddr::V4(a) => {
-            let len = u32::from(len.min(32));
-            let masked = u32::from(a) & mask32(len);
-            (v4_mapped(masked.to_be_bytes()), 96 + len)
-        }
-        IpAddr::V6(a) => {
-            let len = u32::from(len.min(128));
-            let masked = u128::from(a) & mask128(len);
-            (masked.to_be_bytes(), len)
-        }
-    }
+/// The slot-less trie key and the value of an ip cache entry, encoded by the policy
+/// library (the same encoding its reference evaluator reads).
+fn ipcache_row(entry: &IpCacheEntry) -> (IpPrefix, IpCacheValue) {
+    let bits = entry.abi_prefix_len() - ipcache_prefix_len(0);
+    ((entry.abi_key(0).addr, bits), entry.abi_value())
 }
 
-fn mask32(len: u32) -> u32 {
-    if len == 0 { 0 } else { u32::MAX << (32 - len) }
-}
-
-fn mask128(len: u32) -> u128 {
-    if len == 0 {
-        0
-    } else {
-        u128::MAX << (128 - len)
-    }
-}
-
-/// The trie key and value of one compiled policy entry.
-pub fn policy_row(entry: &PolicyEntry) -> (PolicyRow, PolicyValue) {
-    let (prefixlen, protocol, port) = match entry.protocol {
-        None => (POLICY_PREFIX_ANY_PROTOCOL, 0, 0),
-        Some(protocol) => {
-            let bits = u32::from(entry.port_prefix_len.min(16));
-            let port_mask = if bits == 0 {
-                0
-            } else {
-                u16::MAX << (16 - bits)
-            };
-            (
-                POLICY_PREFIX_ANY_PORT + bits,
-                protocol,
-                entry.port & port_mask,
-            )
-        }
-    };
+/// The slot-less trie key and the value of a policy entry.
+fn policy_row(entry: &PolicyEntry) -> (PolicyRow, PolicyValue) {
+    let key = entry.abi_key(0);
     (
         (
-            prefixlen,
-            entry.policy_id,
-            entry.peer_identity,
-            entry.direction.abi(),
-            protocol,
-            port,
+            entry.abi_prefix_len(),
+            u32::from_be(key.policy_id_be),
+            u32::from_be(key.peer_identity_be),
+            key.direction,
+            key.protocol,
+            u16::from_be(key.dport_be),
         ),
-        PolicyValue {
-            verdict: entry.verdict.abi(),
-            flags: 0,
-            _pad: 0,
-            rule_ref: entry.rule_ref.unwrap_or(RULE_REF_DEFAULT),
-        },
+        entry.abi_value(),
     )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use palisade_abi::{POLICY_PREFIX_ANY_PORT, POLICY_PREFIX_ANY_PROTOCOL, RULE_REF_DEFAULT};
     use palisade_policy::compile::tables::Verdict;
     use palisade_policy::model::Direction;
 
     #[test]
     fn ipv4_prefixes_are_mapped_and_masked() {
-        let (addr, bits) = prefix_of("10.0.1.1".parse().unwrap(), 4);
+        let entry = |prefix: &str| IpCacheEntry {
+            prefix: prefix.parse::<ipnet::IpNet>().unwrap().trunc(),
+            identity: 300,
+        };
+        let ((addr, bits), _) = ipcache_row(&entry("10.0.1.1/4"));
         assert_eq!(bits, 100);
         assert_eq!(&addr[10..], &[0xff, 0xff, 0, 0, 0, 0]);
-        let (addr, bits) = prefix_of("fd00::1".parse().unwrap(), 128);
+        let ((addr, bits), _) = ipcache_row(&entry("fd00::1/128"));
         assert_eq!(bits, 128);
         assert_eq!(addr[15], 1);
     }

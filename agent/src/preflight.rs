@@ -26,6 +26,10 @@ pub fn check() -> Result<()> {
         missing.push("/proc is not mounted".to_string());
     }
     if missing.is_empty() {
+        // Feature probes need the privileges checked above.
+        missing.extend(check_bpf_features());
+    }
+    if missing.is_empty() {
         Ok(())
     } else {
         bail!("start-up checks failed:\n  - {}", missing.join("\n  - "))
@@ -44,6 +48,32 @@ fn check_kernel() -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// Probes the program and map types the kernel object uses.
+fn check_bpf_features() -> Vec<String> {
+    use aya::maps::MapType;
+    use aya::programs::ProgramType;
+    use aya::sys::{is_map_supported, is_program_supported};
+    let mut missing = Vec::new();
+    match is_program_supported(ProgramType::CgroupSkb) {
+        Ok(true) => {}
+        Ok(false) => missing.push("BPF program type cgroup_skb (CONFIG_CGROUP_BPF)".into()),
+        Err(e) => missing.push(format!("probing BPF program type cgroup_skb: {e}")),
+    }
+    for (map, what) in [
+        (MapType::LpmTrie, "LPM trie"),
+        (MapType::LruHash, "LRU hash"),
+        (MapType::RingBuf, "ring buffer"),
+        (MapType::PerCpuArray, "per-CPU array"),
+    ] {
+        match is_map_supported(map) {
+            Ok(true) => {}
+            Ok(false) => missing.push(format!("BPF map type {what}")),
+            Err(e) => missing.push(format!("probing BPF map type {what}: {e}")),
+        }
+    }
+    missing
 }
 
 pub fn parse_release(release: &str) -> Option<(u32, u32)> {

@@ -92,7 +92,7 @@ pub fn run() -> Result<()> {
         manifests: dir.path(),
         cgroup_root: lab.cgroup_root(),
         node_name: NODE,
-        extra_args: &[],
+        extra_args: &["--log-json"],
     })?;
     agent.wait_ready(Duration::from_secs(30))?;
     let status = agent.status()?;
@@ -105,16 +105,26 @@ pub fn run() -> Result<()> {
     let after = matrix(&lab, &pods, &handles)?;
     print_matrix(&pods, &after, Some(&before));
 
-    let denied_log: Vec<String> = agent
+    let denials: Vec<String> = agent
         .log()
         .lines()
-        .filter(|l| l.contains("flow deny"))
-        .take(5)
-        .map(str::to_string)
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|e| e["event"] == "flow")
+        .map(|e| {
+            format!(
+                "{} {:7} {:14} local {:18} remote {:18} {}",
+                e["verdict"].as_str().unwrap_or("?"),
+                e["direction"].as_str().unwrap_or("?"),
+                e["pod"].as_str().unwrap_or("?"),
+                e["local"].as_str().unwrap_or("?"),
+                e["remote"].as_str().unwrap_or("?"),
+                e["rule"].as_str().unwrap_or("?"),
+            )
+        })
         .collect();
-    if !denied_log.is_empty() {
-        step("a few of the agent's deny events");
-        for line in denied_log {
+    if !denials.is_empty() {
+        step("the agent's flow events (from its JSON log)");
+        for line in denials {
             println!("    {line}");
         }
     }

@@ -13,9 +13,12 @@
 
 use super::port_map::PortMap;
 use super::ports::PortRange;
+use super::rules::RuleId;
+use super::tables::PolicyEntry;
 use super::verdict::{Outcome, PeerVerdicts};
 use crate::model::Direction;
 use palisade_abi::reserved;
+use std::collections::BTreeMap;
 
 /// One row of an endpoint's policy table, before the table gets its policy id and the
 /// cited rule its published index.
@@ -27,6 +30,26 @@ pub(crate) struct Row {
     pub port: u16,
     pub port_prefix_len: u8,
     pub outcome: Outcome,
+}
+
+impl Row {
+    /// The published entry of this row in the table `policy_id`, citing its rule by
+    /// the rule's published index.
+    pub fn publish(&self, policy_id: u32, rule_refs: &BTreeMap<RuleId, u32>) -> PolicyEntry {
+        PolicyEntry {
+            policy_id,
+            peer_identity: self.peer_identity,
+            direction: self.direction,
+            protocol: self.protocol,
+            port: self.port,
+            port_prefix_len: self.port_prefix_len,
+            verdict: self.outcome.verdict,
+            rule_ref: self
+                .outcome
+                .rule
+                .and_then(|rule| rule_refs.get(&rule).copied()),
+        }
+    }
 }
 
 /// The rows for one direction of an endpoint table.
@@ -94,7 +117,6 @@ mod tests {
     use crate::compile::rules::RuleCatalog;
     use crate::compile::tables::{RuleInfo, Verdict};
     use crate::model::ObjectRef;
-    use std::collections::BTreeMap;
 
     const TCP: u8 = 6;
     const UDP: u8 = 17;

@@ -116,8 +116,8 @@ pub(crate) struct Identities {
 /// Who an identity is allocated for.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 enum Holder {
-    /// Address number `index` of a pod.
-    PodAddress(ObjectRef, usize),
+    /// Address number `index` of a pod, canonical.
+    PodAddress(ObjectRef, usize, IpAddr),
     /// A pod without addresses.
     AddresslessPod(ObjectRef),
     Prefix(IpNet),
@@ -153,8 +153,8 @@ impl Identities {
                 ));
             }
             for (index, ip) in pod.ips.iter().enumerate() {
-                let membership = blocks.membership_of_addr(*ip);
-                requests.push((Holder::PodAddress(pod_ref.clone(), index), key(membership)));
+                let holder = Holder::PodAddress(pod_ref.clone(), index, ip.to_canonical());
+                requests.push((holder, key(blocks.membership_of_addr(*ip))));
             }
         }
         let mut prefixes = BTreeMap::new();
@@ -176,10 +176,7 @@ impl Identities {
         };
         for (holder, number) in numbers {
             match holder {
-                Holder::PodAddress(pod_ref, index) => {
-                    let Some(ip) = cluster.pods.get(&pod_ref).and_then(|p| p.ips.get(index)) else {
-                        continue;
-                    };
+                Holder::PodAddress(pod_ref, index, addr) => {
                     if index == 0 {
                         identities.endpoints.insert(pod_ref.clone(), number);
                     }
@@ -187,7 +184,7 @@ impl Identities {
                         .pod_addresses
                         .entry(pod_ref)
                         .or_default()
-                        .push((ip.to_canonical(), number));
+                        .push((addr, number));
                 }
                 Holder::AddresslessPod(pod_ref) => {
                     identities.endpoints.insert(pod_ref, number);

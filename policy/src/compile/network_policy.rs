@@ -22,8 +22,7 @@ use super::rules::{RuleCatalog, RuleId};
 use super::tables::RuleInfo;
 use super::verdict::PeerVerdicts;
 use crate::model::{Cluster, Direction, NetworkPolicy, Peer, Pod, PolicyRule, PortRef, Protocol};
-use std::collections::BTreeSet;
-use std::rc::Rc;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// For each (protocol, port): the first rule (lowest [`RuleId`]) that allows it, if any.
 pub(crate) type AllowingRules = PortMap<Option<RuleId>>;
@@ -189,7 +188,7 @@ impl<'a> RuleEvaluator<'a> {
 
     /// For the endpoint `local`, isolated for `direction` by `selection`: per peer, the
     /// first rule that allows each (protocol, port). Only peers that some rule treats
-    /// differently from an unnamed address are listed.
+    /// differently from an address no rule names are listed.
     pub fn allowing_rules(
         &self,
         selection: &Selection,
@@ -202,26 +201,34 @@ impl<'a> RuleEvaluator<'a> {
             .filter_map(|i| self.policies.policies.get(*i))
             .flat_map(|p| p.rules(direction))
             .collect();
-        let receiver_of = |peer: Option<u32>| match direction {
+        // Where named ports resolve for traffic with `peer` (None: a peer no rule names).
+        let receiver = |peer: Option<u32>| match direction {
             Direction::Ingress => Receiver::Local(local),
             Direction::Egress => Receiver::Peer(peer.and_then(|p| self.identities.pods.get(&p))),
         };
+        // Only egress named ports make a rule's ports depend on the peer.
+        let depends_on_peer = |r: &Rule| direction == Direction::Egress && r.names_ports();
+        let ports: Vec<AllowingRules> = rules
+            .iter()
+            .map(|r| ports_allowed(r, receiver(None)))
+            .collect();
+        let matched: Vec<BTreeSet<u32>> = rules.iter().map(|r| self.matched_peers(r)).collect();
 
         let any = rules
             .iter()
-            .filter(|r| r.rule.peers.is_empty())
-            .fold(PortMap::constant(None), |acc, r| {
-                union(&acc, &ports_allowed(r, receiver_of(None)))
+            .zip(&ports)
+            .filter(|(r, _)| r.rule.peers.is_empty())
+            .fold(PortMap::constant(None), |acc, (_, ports)| {
+                union(&acc, ports)
             });
 
-        // Peers named by some rule. On egress, a peer-less rule with named ports also
-        // singles out the pods those names resolve on.
-        let matched: Vec<Rc<BTreeSet<u32>>> = rules.iter().map(|r| self.matched_peers(r)).collect();
-        let mut candidates: BTreeSet<u32> =
-            matched.iter().flat_map(|m| m.iter().copied()).collect();
-        let peerless_named =
-            |r: &Rule| direction == Direction::Egress && r.rule.peers.is_empty() && r.names_ports();
-        if rules.iter().any(|r| peerless_named(r)) {
+        // Peers some rule names; and on egress, when a rule without peers names ports,
+        // the pods those names may resolve on.
+        let mut candidates: BTreeSet<u32> = matched.iter().flatten().copied().collect();
+        if rules
+            .iter()
+            .any(|r| r.rule.peers.is_empty() && depends_on_peer(r))
+        {
             candidates.extend(
                 self.identities
                     .pods
@@ -231,16 +238,19 @@ impl<'a> RuleEvaluator<'a> {
             );
         }
 
-        let mut peers = std::collections::BTreeMap::new();
+        let mut peers = BTreeMap::new();
         for peer in candidates.intersection(self.peer_identities) {
-            let receiver = receiver_of(Some(*peer));
-            let function = rules
-                .iter()
-                .zip(&matched)
-                .filter(|(r, m)| m.contains(peer) || peerless_named(r))
-                .fold(any.clone(), |acc, (r, _)| {
-                    union(&acc, &ports_allowed(r, receiver))
-                });
+            let mut function = any.clone();
+            for ((rule, matched), ports) in rules.iter().zip(&matched).zip(&ports) {
+                if !(rule.rule.peers.is_empty() || matched.contains(peer)) {
+                    continue;
+                }
+                function = if depends_on_peer(rule) {
+                    union(&function, &ports_allowed(rule, receiver(Some(*peer))))
+                } else {
+                    union(&function, ports)
+                };
+            }
             if function != any {
                 peers.insert(*peer, function);
             }
@@ -249,7 +259,7 @@ impl<'a> RuleEvaluator<'a> {
     }
 
     /// The identities a rule's peers name (empty for a rule without peers).
-    fn matched_peers(&self, rule: &Rule) -> Rc<BTreeSet<u32>> {
+    fn matched_peers(&self, rule: &Rule) -> BTreeSet<u32> {
         let mut matched = BTreeSet::new();
         for peer in &rule.rule.peers {
             match peer {
@@ -283,7 +293,7 @@ impl<'a> RuleEvaluator<'a> {
                 }
             }
         }
-        Rc::new(matched)
+        matched
     }
 }
 

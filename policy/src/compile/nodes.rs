@@ -9,18 +9,21 @@ use super::endpoint_tables::{EndpointTable, EndpointTables};
 use super::identity::Identities;
 use super::rules::RuleId;
 use super::tables::{EndpointEntry, NodeTables, PolicyEntry};
-use crate::model::Cluster;
+use crate::model::{Cluster, ObjectRef, Pod};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::net::IpAddr;
 
 /// Policy id of endpoints without a table (nothing enforced).
 pub const NO_POLICY: u32 = 0;
 
 /// A node's tables, with rules still cited by [`RuleId`].
+#[derive(Default)]
 pub(crate) struct NodePlan {
-    host_addresses: Vec<std::net::IpAddr>,
+    host_addresses: Vec<IpAddr>,
     endpoints: Vec<EndpointEntry>,
-    /// By policy id.
+    /// Each distinct table with its policy id, in id order.
     tables: Vec<(u32, EndpointTable)>,
+    policy_ids: HashMap<EndpointTable, u32>,
 }
 
 impl NodePlan {
@@ -30,11 +33,12 @@ impl NodePlan {
         identities: &Identities,
         endpoint_tables: &mut EndpointTables,
     ) -> BTreeMap<String, NodePlan> {
-        let mut plans: BTreeMap<String, NodePlan> = cluster
+        let node_names = cluster
             .pods
             .values()
             .map(|pod| pod.node_name.clone().unwrap_or_default())
-            .chain(cluster.nodes.keys().cloned())
+            .chain(cluster.nodes.keys().cloned());
+        let mut plans: BTreeMap<String, NodePlan> = node_names
             .map(|name| {
                 let host_addresses = cluster
                     .nodes
@@ -43,44 +47,59 @@ impl NodePlan {
                     .unwrap_or_default();
                 let plan = NodePlan {
                     host_addresses,
-                    endpoints: Vec::new(),
-                    tables: Vec::new(),
+                    ..NodePlan::default()
                 };
                 (name, plan)
             })
             .collect();
 
-        let mut policy_ids: BTreeMap<String, HashMap<EndpointTable, u32>> = BTreeMap::new();
         for (pod_ref, pod) in &cluster.pods {
+            // A host-network pod's addresses are its node's: traffic between them and
+            // that node's pods is node traffic, always allowed.
+            if pod.host_network
+                && let Some(plan) = pod.node_name.as_deref().and_then(|n| plans.get_mut(n))
+            {
+                plan.host_addresses.extend(pod.ips.iter().copied());
+            }
             // Host-network pods have no endpoint identity: they are not endpoints.
             let Some(identity) = identities.endpoints.get(pod_ref) else {
                 continue;
             };
-            let node = pod.node_name.clone().unwrap_or_default();
-            let Some(plan) = plans.get_mut(&node) else {
-                continue;
-            };
-            let table = endpoint_tables.table(pod_ref, pod);
-            let policy_id = if table.is_unenforced() {
-                NO_POLICY
-            } else {
-                let ids = policy_ids.entry(node).or_default();
-                let next = u32::try_from(ids.len() + 1).unwrap_or(u32::MAX);
-                *ids.entry(table.clone()).or_insert_with(|| {
-                    plan.tables.push((next, table.clone()));
-                    next
-                })
-            };
-            plan.endpoints.push(EndpointEntry {
-                pod: pod_ref.clone(),
-                cgroup_path: pod.cgroup_path.clone(),
-                identity: *identity,
-                policy_id,
-                enforce_ingress: table.ingress.is_some(),
-                enforce_egress: table.egress.is_some(),
-            });
+            let node = pod.node_name.as_deref().unwrap_or_default();
+            if let Some(plan) = plans.get_mut(node) {
+                let table = endpoint_tables.table(pod_ref, pod);
+                plan.add_endpoint(pod_ref, pod, *identity, table);
+            }
         }
         plans
+    }
+
+    /// Adds an endpoint (in namespace/name order), sharing its table if an earlier
+    /// endpoint has the same.
+    fn add_endpoint(
+        &mut self,
+        pod_ref: &ObjectRef,
+        pod: &Pod,
+        identity: u32,
+        table: EndpointTable,
+    ) {
+        let policy_id = if table.is_unenforced() {
+            NO_POLICY
+        } else {
+            let next = u32::try_from(self.tables.len() + 1).unwrap_or(u32::MAX);
+            *self.policy_ids.entry(table.clone()).or_insert_with(|| {
+                self.tables.push((next, table.clone()));
+                next
+            })
+        };
+        self.endpoints.push(EndpointEntry {
+            pod: pod_ref.clone(),
+            cgroup_path: pod.cgroup_path.clone(),
+            identity,
+            policy_id,
+            enforce_ingress: table.ingress.is_some(),
+            enforce_egress: table.egress.is_some(),
+        });
     }
 
     pub fn cited_rules(&self) -> impl Iterator<Item = RuleId> + '_ {
@@ -96,24 +115,15 @@ impl NodePlan {
             .tables
             .iter()
             .flat_map(|(policy_id, table)| {
-                table.rows().map(move |row| PolicyEntry {
-                    policy_id: *policy_id,
-                    peer_identity: row.peer_identity,
-                    direction: row.direction,
-                    protocol: row.protocol,
-                    port: row.port,
-                    port_prefix_len: row.port_prefix_len,
-                    verdict: row.outcome.verdict,
-                    rule_ref: row
-                        .outcome
-                        .rule
-                        .and_then(|rule| rule_refs.get(&rule).copied()),
-                })
+                table.rows().map(|row| row.publish(*policy_id, rule_refs))
             })
             .collect();
         policy.sort_unstable();
+        let mut host_addresses = self.host_addresses;
+        host_addresses.sort_unstable();
+        host_addresses.dedup();
         NodeTables {
-            host_addresses: self.host_addresses,
+            host_addresses,
             endpoints: self.endpoints,
             policy,
         }

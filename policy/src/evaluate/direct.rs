@@ -4,8 +4,8 @@
 //! documentation; tests hold the compiled tables to it.
 //!
 //! Where Kubernetes leaves behaviour to the implementation, this follows palisade:
-//! - Traffic with the endpoint's own node (its Node object's addresses) is always
-//!   allowed.
+//! - Traffic with the endpoint's own node (its Node object's addresses and the
+//!   addresses of host-network pods on it) is always allowed.
 //! - Other nodes' addresses (Node objects, host-network pods) are nodes, never pods
 //!   or ipBlock members: only rules without peers allow them.
 //! - IPv4-mapped IPv6 addresses and prefixes are IPv4 (the kernel cannot tell them
@@ -126,10 +126,14 @@ enum PeerKind<'a> {
 fn classify<'a>(cluster: &'a Cluster, local_node: &str, peer: IpAddr) -> PeerKind<'a> {
     let peer = peer.to_canonical();
     let is_peer = |ips: &[IpAddr]| ips.iter().any(|ip| ip.to_canonical() == peer);
-    if cluster
-        .nodes
-        .get(local_node)
-        .is_some_and(|node| is_peer(&node.addresses))
+    let own_host_network_pod = cluster.pods.values().any(|pod| {
+        pod.host_network && pod.node_name.as_deref() == Some(local_node) && is_peer(&pod.ips)
+    });
+    if own_host_network_pod
+        || cluster
+            .nodes
+            .get(local_node)
+            .is_some_and(|node| is_peer(&node.addresses))
     {
         return PeerKind::OwnNode;
     }

@@ -173,7 +173,9 @@ impl<'a> ClusterEvaluator<'a> {
 
     /// Decides a flow: egress at the source if it is an endpoint, ingress at the
     /// destination if it is one. `port` is the destination port (0 for protocols
-    /// without ports); `family` picks the pods' addresses (see [`FlowDecision`]).
+    /// without ports). Pods use their first address of the flow's family: `family`
+    /// if given, else that of an external end, else that of the source pod's first
+    /// address.
     pub fn flow(
         &self,
         from: Endpoint,

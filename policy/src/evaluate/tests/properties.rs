@@ -8,6 +8,7 @@
 
 use super::compiled::assert_table_invariants;
 use super::fixture::*;
+use crate::compile::compile;
 use crate::evaluate::{ClusterEvaluator, Endpoint, IpFamily};
 use crate::model::{
     Cluster, Direction, LabelSelector, NetworkPolicy, Peer, Pod, PolicyRule, PortRef, PortSpec,
@@ -316,7 +317,7 @@ fn endpoint<'a>(cluster: &'a Cluster, end: &ProbeEnd) -> Endpoint<'a> {
 
 proptest! {
     #![proptest_config(ProptestConfig {
-        cases: 300,
+        cases: 500,
         failure_persistence: None,
         ..ProptestConfig::default()
     })]
@@ -328,6 +329,11 @@ proptest! {
     ) {
         let harness = Harness::new(cluster);
         assert_table_invariants(&harness.compiled);
+        prop_assert_eq!(
+            serde_json::to_string(&harness.compiled).unwrap(),
+            serde_json::to_string(&compile(&harness.cluster)).unwrap(),
+            "compiling twice gave different tables"
+        );
         let evaluator = ClusterEvaluator::new(&harness.compiled);
         for probe in &probes {
             let from = endpoint(&harness.cluster, &probe.from);

@@ -569,11 +569,3 @@ fn rule_refs_cite_the_first_allowing_rule() {
     assert_eq!(rule_of(80).direction, Direction::Ingress);
     assert_eq!(h.compiled.rules.len(), 2);
 }
-
-#[test]
-fn audit_deny_is_reported_but_passes() {
-    assert_eq!(
-        crate::evaluate::strictest(Verdict::AuditDeny, Verdict::Allow),
-        Verdict::AuditDeny
-    );
-}
