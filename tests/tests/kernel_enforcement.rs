@@ -522,3 +522,61 @@ fn enforcement_survives_sigkill_and_cleanup_removes_it() -> Result<()> {
         )],
     )
 }
+
+#[test]
+fn the_most_specific_cgroup_with_an_entry_decides() -> Result<()> {
+    // A runtime pod whose runs live in child cgroups: the pod is fenced (no egress),
+    // one run is declared as its own endpoint with its own (open) policy.
+    let (lab, pods) = lab_with("pl-nest", &[("runtime", 50), ("server", 51)])?;
+    let [runtime, server] = <[PodHandle; 2]>::try_from(pods).expect("two pods");
+    lab.serve(&server, &[80], &[])?;
+    let run = lab.add_child_cgroup(&runtime, "run-1")?;
+    let nested = run.join("step");
+    std::fs::create_dir(&nested)?;
+    let dir = ManifestDir::new(lab.id())?;
+    let mut text = node_manifest();
+    text.push_str(&manifests::pod(
+        "tenant",
+        &runtime,
+        &[("app", "runtime")],
+        &[],
+        true,
+    ));
+    text.push_str(&manifests::pod(
+        "tenant",
+        &server,
+        &[("app", "server")],
+        &[],
+        true,
+    ));
+    text.push_str(&format!(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: run-1\n  namespace: tenant\n  labels: {{app: run}}\n  annotations:\n    palisade.dev/cgroup-path: \"{}/run-1\"\n---\n",
+        runtime.cgroup_path_annotation()
+    ));
+    text.push_str(
+        "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: runtime-no-egress, namespace: tenant}\nspec:\n  podSelector: {matchLabels: {app: runtime}}\n  policyTypes: [Egress]\n",
+    );
+    dir.write("all.yaml", &text)?;
+    let agent = start_agent(&lab, &dir)?;
+    let from = |cgroup: &std::path::Path| {
+        ProbeSpec::new(&runtime, server.ips()[0], Proto::Tcp, 80)
+            .with_timeout(PROBE_TIMEOUT)
+            .from_origin(palisade_lab::ProbeOrigin::PodCgroup(
+                runtime.clone(),
+                cgroup.to_path_buf(),
+            ))
+    };
+    expect_all(
+        &lab,
+        &agent,
+        &[
+            (
+                "runtime container (pod entry)",
+                from(&runtime.container_cgroup_dir()),
+                false,
+            ),
+            ("run-1 (its own entry wins)", from(&run), true),
+            ("run-1/step (inherits run-1)", from(&nested), true),
+        ],
+    )
+}
