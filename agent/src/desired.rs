@@ -6,8 +6,8 @@
 //! zero) so that two keys the LPM trie treats as one compare equal here too.
 
 use palisade_abi::{
-    EndpointInfo, IpCacheValue, NodeConfig, PolicyValue, endpoint_flags, ipcache_prefix_len,
-    reserved,
+    EndpointInfo, IpCacheValue, NodeConfig, PolicyKey, PolicyValue, endpoint_flags,
+    ipcache_prefix_len, reserved,
 };
 use palisade_policy::compile::tables::{CompiledCluster, IpCacheEntry, PolicyEntry};
 use palisade_policy::model::ObjectRef;
@@ -94,17 +94,21 @@ fn ipcache_row(entry: &IpCacheEntry) -> (IpPrefix, IpCacheValue) {
 
 /// The slot-less trie key and the value of a policy entry.
 fn policy_row(entry: &PolicyEntry) -> (PolicyRow, PolicyValue) {
-    let key = entry.abi_key(0);
     (
-        (
-            entry.abi_prefix_len(),
-            u32::from_be(key.policy_id_be),
-            u32::from_be(key.peer_identity_be),
-            key.direction,
-            key.protocol,
-            u16::from_be(key.dport_be),
-        ),
+        policy_row_of_key(entry.abi_prefix_len(), &entry.abi_key(0)),
         entry.abi_value(),
+    )
+}
+
+/// The slot-less form of a policy trie key.
+pub fn policy_row_of_key(prefixlen: u32, key: &PolicyKey) -> PolicyRow {
+    (
+        prefixlen,
+        u32::from_be(key.policy_id_be),
+        u32::from_be(key.peer_identity_be),
+        key.direction,
+        key.protocol,
+        u16::from_be(key.dport_be),
     )
 }
 

@@ -5,7 +5,7 @@
 //! The writer keeps a shadow of each slot's contents so that a diff costs no map
 //! iteration; after a restart the shadow is rebuilt once from the pinned maps.
 
-use crate::desired::{DesiredState, IpPrefix, PolicyRow};
+use crate::desired::{self, DesiredState, IpPrefix, PolicyRow};
 use anyhow::{Context, Result};
 use aya::maps::{Array, HashMap, LpmTrie, MapData, lpm_trie::Key};
 use palisade_abi::{
@@ -135,17 +135,9 @@ impl TableWriter {
             let (key, value) = item.context("iterating PALISADE_POLICY")?;
             let data = key.data();
             if u32::from_be(data.slot_be) == slot {
-                state.policy.insert(
-                    (
-                        key.prefix_len(),
-                        u32::from_be(data.policy_id_be),
-                        u32::from_be(data.peer_identity_be),
-                        data.direction,
-                        data.protocol,
-                        u16::from_be(data.dport_be),
-                    ),
-                    value,
-                );
+                state
+                    .policy
+                    .insert(desired::policy_row_of_key(key.prefix_len(), &data), value);
             }
         }
         Ok(state)
