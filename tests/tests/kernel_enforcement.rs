@@ -12,7 +12,7 @@ use palisade_lab::{Lab, LabConfig, Outcome, PodHandle, PodSpec, ProbeSpec, Proto
 use std::net::IpAddr;
 use std::time::Duration;
 
-const PROBE_TIMEOUT: Duration = Duration::from_millis(700);
+const PROBE_TIMEOUT: Duration = Duration::from_millis(1000);
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
 const NODE: &str = "node-1";
 
