@@ -3,7 +3,9 @@
 //! Attached once at the protected cgroup subtree root, they decide every IP packet of
 //! every socket below it:
 //! 1. loopback traffic and ICMPv6 neighbour discovery always pass;
-//! 2. a packet of a tracked connection passes (`PALISADE_CT`; replies included);
+//! 2. a packet of a tracked connection passes (`PALISADE_CT`; replies included) if
+//!    the policy generation that admitted it is current; otherwise the flow is
+//!    decided again like a new one, and stops if policy now denies it;
 //! 3. otherwise the packet starts a new flow: its endpoint is resolved from the
 //!    socket's cgroup (`endpoint.rs`), the peer's identity from the ip cache, and the
 //!    verdict from the endpoint's policy table (`lookup.rs`); the node itself is always
@@ -81,25 +83,44 @@ fn decide(ctx: &SkBuffContext, dir: u8) -> i32 {
         protocol: pkt.protocol,
         _pad: [0; 3],
     };
-    // SAFETY: plain data, copied out at once.
-    if unsafe { CT.get(&ct_key) }.is_some() {
-        events::count(reason::ALLOWED_CONNTRACK);
-        return PASS;
-    }
-
     let generation = GEN.get(0).map(|g| g.generation).unwrap_or(0);
     let slot = generation & 1;
+
+    // A tracked flow passes if the policy generation that admitted it is current.
+    // Otherwise policy changed since: the flow is decided again, as its first packet
+    // was (same direction and server port), and stops here if it is now denied.
+    let tracked = CT.get_ptr_mut(&ct_key);
+    let (flow_dir, flow_port) = match tracked {
+        Some(ct) => {
+            // SAFETY: the pointer is valid for this program run; plain data.
+            let (origin, admitted_in) = unsafe { ((*ct).origin, (*ct).generation) };
+            if admitted_in == generation {
+                events::count(reason::ALLOWED_CONNTRACK);
+                return PASS;
+            }
+            let server_port = if origin == direction::EGRESS {
+                remote_port
+            } else {
+                local_port
+            };
+            (origin, server_port)
+        }
+        None => (dir, pkt.dport),
+    };
+
     let Some(ep) = endpoint::resolve(ctx, slot) else {
         events::count(reason::UNKNOWN_ENDPOINT);
         let unknown = CONFIG
             .get(slot)
             .map(|c| c.unknown_endpoint_verdict)
             .unwrap_or(verdict::DENY as u32);
-        return if unknown == verdict::ALLOW as u32 {
-            PASS
-        } else {
-            DROP
-        };
+        if unknown == verdict::ALLOW as u32 {
+            return PASS;
+        }
+        if tracked.is_some() {
+            let _ = CT.remove(&ct_key);
+        }
+        return DROP;
     };
     if egress && pkt.non_first_fragment {
         // Only raw sockets emit fragments (cgroup_skb egress runs before the kernel
@@ -108,7 +129,7 @@ fn decide(ctx: &SkBuffContext, dir: u8) -> i32 {
         return DROP;
     }
 
-    let enforced = if egress {
+    let enforced = if flow_dir == direction::EGRESS {
         endpoint_flags::ENFORCE_EGRESS
     } else {
         endpoint_flags::ENFORCE_INGRESS
@@ -125,9 +146,9 @@ fn decide(ctx: &SkBuffContext, dir: u8) -> i32 {
                 slot,
                 ep.info.policy_id,
                 peer_identity,
-                dir,
+                flow_dir,
                 pkt.protocol,
-                pkt.dport,
+                flow_port,
             ) {
                 Some(v) if v.verdict == verdict::ALLOW => {
                     (verdict::ALLOW, v.rule_ref, reason::ALLOWED_POLICY)
@@ -150,7 +171,7 @@ fn decide(ctx: &SkBuffContext, dir: u8) -> i32 {
             e.local_port = local_port;
             e.remote_port = remote_port;
             e.protocol = pkt.protocol;
-            e.direction = dir;
+            e.direction = flow_dir;
             e.verdict = decision;
             e.ip_version = pkt.ip_version;
             e.identity = ep.info.identity;
@@ -161,9 +182,21 @@ fn decide(ctx: &SkBuffContext, dir: u8) -> i32 {
         });
     }
     if decision == verdict::DENY {
+        if tracked.is_some() {
+            let _ = CT.remove(&ct_key);
+        }
         return DROP;
     }
 
+    if let Some(ct) = tracked {
+        // SAFETY: as above; the entry stays tracked, now under this generation.
+        unsafe {
+            (*ct).generation = generation;
+            (*ct).verdict = decision;
+            (*ct).rule_ref = rule_ref;
+        }
+        return PASS;
+    }
     let entry = CtValue {
         origin: dir,
         verdict: decision,

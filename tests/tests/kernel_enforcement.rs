@@ -580,3 +580,76 @@ fn the_most_specific_cgroup_with_an_entry_decides() -> Result<()> {
         ],
     )
 }
+
+#[test]
+fn an_established_connection_stops_when_policy_now_denies_it() -> Result<()> {
+    let mut f = fence("pl-reval")?;
+    let held = f
+        .lab
+        .hold(&f.client, f.allowed.ips()[0], 80, PROBE_TIMEOUT)?;
+    let first = held.next_result(Duration::from_secs(5))?;
+    ensure!(
+        first.allowed(),
+        "held connection never worked: {first:?}\n{}",
+        f.agent.log()
+    );
+
+    // An unrelated change bumps the generation: the connection must keep working.
+    let generation =
+        |a: &Agent| -> Result<u64> { Ok(a.status()?["generation"].as_u64().unwrap_or(0)) };
+    let before = generation(&f.agent)?;
+    f.dir.write(
+        "extra.yaml",
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: elsewhere, namespace: unrelated}\nspec: {nodeName: node-2}\nstatus: {podIP: 10.99.0.1}\n",
+    )?;
+    f.agent.wait_for(
+        Duration::from_secs(10),
+        "publishing the unrelated change",
+        |a| Ok(a.status()?["ready"] == true && generation(a)? > before),
+    )?;
+    held.discard_reported();
+    for _ in 0..3 {
+        let r = held.next_result(Duration::from_secs(5))?;
+        ensure!(
+            r.allowed(),
+            "an allowed connection broke on an unrelated change: {r:?}"
+        );
+    }
+
+    // Now the client may no longer reach `allowed`: the open connection stops too.
+    let before = generation(&f.agent)?;
+    f.dir.write(
+        "policy.yaml",
+        &CLIENT_POLICY.replace("app: allowed", "app: nobody"),
+    )?;
+    f.agent
+        .wait_for(Duration::from_secs(10), "publishing the denial", |a| {
+            Ok(a.status()?["ready"] == true && generation(a)? > before)
+        })?;
+    held.discard_reported();
+    let mut stopped = false;
+    for _ in 0..5 {
+        match held.next_result(Duration::from_secs(3)) {
+            Ok(r) if r.allowed() => continue,
+            _ => {
+                stopped = true;
+                break;
+            }
+        }
+    }
+    ensure!(
+        stopped,
+        "the established connection survived a policy that denies it\n{}",
+        f.agent.log()
+    );
+    // And a new connection is denied as well.
+    expect_all(
+        &f.lab,
+        &f.agent,
+        &[(
+            "new connection after the change",
+            tcp(&f.client, f.allowed.ips()[0], 80),
+            false,
+        )],
+    )
+}
