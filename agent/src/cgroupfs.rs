@@ -53,6 +53,16 @@ fn unescape(field: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// Directory of this process's cgroup v2 (the `0::` line of `/proc/self/cgroup`).
+pub fn own_cgroup(mount: &Path) -> Result<PathBuf> {
+    let text = std::fs::read_to_string("/proc/self/cgroup").context("reading /proc/self/cgroup")?;
+    let path = text
+        .lines()
+        .find_map(|l| l.strip_prefix("0::"))
+        .context("no cgroup v2 line in /proc/self/cgroup")?;
+    resolve_cgroup_path(mount, path)
+}
+
 /// The cgroup id of a cgroup directory.
 pub fn cgroup_id(dir: &Path) -> Result<u64> {
     Ok(std::fs::metadata(dir)

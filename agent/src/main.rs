@@ -1,23 +1,12 @@
-//! `palisade-agent`: the node agent. Loads palisade's kernel programs, keeps their
-//! maps in line with compiled policy, and reports what it enforces.
+//! `palisade-agent`: the node agent's command line. The work is done by the
+//! `palisade_agent` library (this crate's lib target).
 //!
 //! Modes: `standalone` (a directory of manifests, no cluster) and `cleanup` (remove
 //! every pinned object). The Kubernetes mode builds on the same pieces.
 
-mod cgroupfs;
-mod datapath;
-mod desired;
-mod ebpf_object;
-mod events;
-mod health;
-mod pins;
-mod preflight;
-mod standalone;
-mod status;
-mod telemetry;
-
 use anyhow::Result;
 use clap::{Parser, Subcommand, ValueEnum};
+use palisade_agent::{pins, standalone, telemetry};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 

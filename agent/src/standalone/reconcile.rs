@@ -7,7 +7,7 @@ use crate::datapath::tables::{ApplyStats, TableWriter};
 use crate::desired::{self, DesiredState};
 use crate::status::PendingPod;
 use anyhow::{Context, Result};
-use palisade_abi::NodeConfig;
+use palisade_abi::{EndpointInfo, NodeConfig};
 use palisade_policy::compile::{self, tables::CompiledCluster};
 use palisade_policy::model::ObjectRef;
 use std::collections::BTreeMap;
@@ -24,6 +24,8 @@ pub struct Reconciler {
     compiled: Option<(String, Arc<CompiledCluster>)>,
     /// What was last published.
     published: Option<DesiredState>,
+    /// The agent's own cgroup id, when it lies below the protected root.
+    own_cgroup: Option<u64>,
 }
 
 /// What a pass saw and did.
@@ -51,6 +53,10 @@ impl Reconciler {
         cgroup_root: PathBuf,
         config: NodeConfig,
     ) -> Self {
+        let own_cgroup = cgroupfs::own_cgroup(&cgroup_mount)
+            .ok()
+            .filter(|dir| dir.starts_with(&cgroup_root))
+            .and_then(|dir| cgroupfs::cgroup_id(&dir).ok());
         Self {
             manifests,
             node,
@@ -59,6 +65,7 @@ impl Reconciler {
             config,
             compiled: None,
             published: None,
+            own_cgroup,
         }
     }
 
@@ -85,7 +92,17 @@ impl Reconciler {
         }
         let (applied_hash, compiled) = self.compiled.clone().expect("set above");
         let (cgroup_ids, pending) = self.resolve_cgroups(&compiled);
-        let desired = desired::build(&compiled, &self.node, &cgroup_ids, self.config);
+        let mut desired = desired::build(&compiled, &self.node, &cgroup_ids, self.config);
+        if let Some(own) = self.own_cgroup {
+            // The agent's own cgroup is never enforced, whatever the unknown-endpoint
+            // default: an entry with no enforcement flags.
+            desired.endpoints.entry(own).or_insert(EndpointInfo {
+                identity: palisade_abi::reserved::HOST,
+                policy_id: 0,
+                flags: 0,
+                _pad: 0,
+            });
+        }
         let mut published = None;
         if self.published.as_ref() != Some(&desired) {
             let stats = tables
