@@ -12,6 +12,7 @@ pub const BINARIES: &[(&str, &str)] = &[
     ("palisade-controller", "palisade-controller"),
     ("palisadectl", "palisadectl"),
     ("palisade-lab", "palisade-netprobe"),
+    ("palisade-bench", "palisade-bench"),
 ];
 
 pub fn run() -> Result<()> {

@@ -3,8 +3,10 @@
 //! - `setup`: installs what the eBPF build needs (idempotent);
 //! - `build`: kernel programs, then the binaries that embed them;
 //! - `test`: setup, build, lints and the whole test suite (kernel tests included);
-//! - `demo`: emulated pods, the quickstart policies, a reachability matrix before/after.
+//! - `demo`: emulated pods, the quickstart policies, a reachability matrix before/after;
+//! - `bench`: the benchmarks, results under `bench/results/`.
 
+mod bench;
 mod build;
 mod demo;
 mod paths;
@@ -36,6 +38,8 @@ enum Command {
     },
     /// Set up, build, and show the quickstart policies on emulated pods (needs root).
     Demo,
+    /// Build and run the benchmarks (needs root); results go to bench/results/.
+    Bench,
 }
 
 fn main() -> Result<()> {
@@ -44,5 +48,6 @@ fn main() -> Result<()> {
         Command::Build => build::run(),
         Command::Test { cargo_args } => test::run(&cargo_args),
         Command::Demo => demo::run(),
+        Command::Bench => bench::run(),
     }
 }

@@ -73,6 +73,16 @@ impl Datapath {
         Ok(out)
     }
 
+    /// A loaded program by name (`palisade_abi::program_names`), e.g. for
+    /// `BPF_PROG_TEST_RUN` in benchmarks.
+    pub fn program(&self, name: &str) -> Result<&CgroupSkb> {
+        Ok(self
+            .ebpf
+            .program(name)
+            .with_context(|| format!("program {name} missing"))?
+            .try_into()?)
+    }
+
     /// Loads the programs, creating or adopting the pinned maps under `layout`.
     pub fn load(layout: &PinLayout) -> Result<Self> {
         layout.create_dirs()?;

@@ -1,0 +1,38 @@
+//! palisade's benchmarks. Benchmarks are not tests: they assert nothing about time.
+//! Each reports ratios to a baseline measured in the same run and writes its results
+//! under `bench/results/`.
+//!
+//! - `datapath`: per-packet cost of the cgroup_skb program with BPF_PROG_TEST_RUN, for
+//!   growing ip caches and identity counts (the curve must stay flat).
+
+mod datapath;
+mod packets;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "palisade-bench")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Per-packet cost with BPF_PROG_TEST_RUN (needs root).
+    Datapath {
+        /// Test runs per measurement.
+        #[arg(long, default_value_t = 200_000)]
+        repeat: u32,
+        /// Measurements per configuration (the median is reported).
+        #[arg(long, default_value_t = 7)]
+        rounds: usize,
+    },
+}
+
+fn main() -> Result<()> {
+    match Cli::parse().command {
+        Command::Datapath { repeat, rounds } => datapath::run(repeat, rounds),
+    }
+}
