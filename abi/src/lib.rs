@@ -76,13 +76,17 @@ pub mod capacity {
 pub mod reserved {
     /// Wildcard in a [`PolicyKey`](super::PolicyKey): "any peer".
     pub const ANY: u32 = 0;
-    /// The node an endpoint runs on. Traffic to and from it is always allowed
-    /// (Kubernetes: kubelet probes must work whatever the policy says).
+    /// The node an endpoint runs on (the agent maps its addresses to this identity).
+    /// Traffic with it is allowed unless the endpoint's table has a row for HOST itself
+    /// that says otherwise (only cluster policies, e.g. an AdminNetworkPolicy `nodes`
+    /// peer, produce such rows; NetworkPolicy always allows kubelet probes). The
+    /// programs never apply the table for every peer to HOST.
     pub const HOST: u32 = 1;
     /// An address the ip cache knows nothing about: outside the cluster and outside
     /// every CIDR a policy names.
     pub const WORLD: u32 = 2;
-    /// Another node of the cluster.
+    /// Reserved for "another node of the cluster"; not assigned today: node addresses
+    /// get identities from their node's labels, so `nodes` peers can select them.
     pub const REMOTE_NODE: u32 = 3;
     /// First identity the compiler may allocate.
     pub const FIRST_ALLOCATED: u32 = 256;

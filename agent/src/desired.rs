@@ -49,7 +49,7 @@ pub fn build(
     let Some(tables) = compiled.nodes.get(node) else {
         return state;
     };
-    // This node's own addresses are HOST here (REMOTE_NODE in the cluster-wide cache).
+    // This node's own addresses are HOST here (a node identity in the cluster-wide cache).
     for addr in &tables.host_addresses {
         let (prefix, value) = ipcache_row(&IpCacheEntry {
             prefix: (*addr).into(),

@@ -17,6 +17,23 @@ pub fn identity_of(slot: u32, addr: [u8; 16]) -> u32 {
     }
 }
 
+/// The entry of the peer's own table for this protocol and port, if any.
+#[inline(always)]
+pub fn peer_verdict(
+    slot: u32,
+    policy_id: u32,
+    peer_identity: u32,
+    direction: u8,
+    protocol: u8,
+    dport: u16,
+) -> Option<PolicyValue> {
+    let specific = Key::new(
+        POLICY_KEY_BITS,
+        PolicyKey::new(slot, policy_id, peer_identity, direction, protocol, dport),
+    );
+    POLICY.get(&specific).copied()
+}
+
 /// The policy entry deciding a new flow: the peer's own table if the endpoint's policy
 /// names the peer, else the table for every peer. `None` means no entry at all, which
 /// callers treat as deny.
@@ -29,12 +46,8 @@ pub fn policy_verdict(
     protocol: u8,
     dport: u16,
 ) -> Option<PolicyValue> {
-    let specific = Key::new(
-        POLICY_KEY_BITS,
-        PolicyKey::new(slot, policy_id, peer_identity, direction, protocol, dport),
-    );
-    if let Some(v) = POLICY.get(&specific) {
-        return Some(*v);
+    if let Some(v) = peer_verdict(slot, policy_id, peer_identity, direction, protocol, dport) {
+        return Some(v);
     }
     let any = Key::new(
         POLICY_KEY_BITS,

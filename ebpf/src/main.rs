@@ -139,26 +139,45 @@ fn decide(ctx: &SkBuffContext, dir: u8) -> i32 {
         (verdict::ALLOW, RULE_REF_DEFAULT, reason::ALLOWED_NOT_ISOLATED)
     } else {
         peer_identity = lookup::identity_of(slot, ct_key.remote_addr);
-        if peer_identity == reserved::HOST {
-            (verdict::ALLOW, RULE_REF_DEFAULT, reason::ALLOWED_ALWAYS)
-        } else {
-            match lookup::policy_verdict(
+        let host = peer_identity == reserved::HOST;
+        let entry = if host {
+            // The node itself: allowed unless its own table says otherwise (cluster
+            // policies may deny egress to nodes); never the table for every peer.
+            lookup::peer_verdict(
                 slot,
                 ep.info.policy_id,
                 peer_identity,
                 flow_dir,
                 pkt.protocol,
                 flow_port,
-            ) {
-                Some(v) if v.verdict == verdict::ALLOW => {
-                    (verdict::ALLOW, v.rule_ref, reason::ALLOWED_POLICY)
-                }
-                Some(v) if v.verdict == verdict::AUDIT_DENY => {
-                    (verdict::AUDIT_DENY, v.rule_ref, reason::AUDIT_DENIED)
-                }
-                Some(v) => (verdict::DENY, v.rule_ref, reason::DENIED_POLICY),
-                None => (verdict::DENY, RULE_REF_DEFAULT, reason::DENIED_NO_ENTRY),
+            )
+        } else {
+            lookup::policy_verdict(
+                slot,
+                ep.info.policy_id,
+                peer_identity,
+                flow_dir,
+                pkt.protocol,
+                flow_port,
+            )
+        };
+        match entry {
+            Some(v) if v.verdict == verdict::ALLOW => {
+                let why = if v.rule_ref != RULE_REF_DEFAULT {
+                    reason::ALLOWED_POLICY
+                } else if host {
+                    reason::ALLOWED_ALWAYS
+                } else {
+                    reason::ALLOWED_NOT_ISOLATED
+                };
+                (verdict::ALLOW, v.rule_ref, why)
             }
+            Some(v) if v.verdict == verdict::AUDIT_DENY => {
+                (verdict::AUDIT_DENY, v.rule_ref, reason::AUDIT_DENIED)
+            }
+            Some(v) => (verdict::DENY, v.rule_ref, reason::DENIED_POLICY),
+            None if host => (verdict::ALLOW, RULE_REF_DEFAULT, reason::ALLOWED_ALWAYS),
+            None => (verdict::DENY, RULE_REF_DEFAULT, reason::DENIED_NO_ENTRY),
         }
     };
     events::count(why);

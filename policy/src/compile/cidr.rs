@@ -1,5 +1,7 @@
 //! ipBlocks, the prefix set they induce in the ip cache, and which blocks an address or
-//! a prefix falls in ("membership").
+//! a prefix falls in ("membership"). A block is a NetworkPolicy `ipBlock` or one CIDR of
+//! a cluster policy's `networks` peer (a block without excepts); one that both name is
+//! one block.
 //!
 //! The ip cache resolves an address to the identity of the longest prefix that contains
 //! it. Putting every `cidr` and every `except` network of every block into the cache
@@ -12,7 +14,7 @@
 //! (`::ffff:a.b.c.d`) written as IPv4, because the kernel's single trie stores IPv4 in
 //! exactly that mapped form and cannot tell the two apart.
 
-use crate::model::{Cidr, NetworkPolicy, Peer};
+use crate::model::{Cidr, Cluster, ClusterPeer, Peer};
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use std::collections::BTreeSet;
 use std::fmt;
@@ -69,29 +71,42 @@ pub(crate) struct BlockId(usize);
 /// The blocks an address, or every address of a prefix, is in.
 pub(crate) type Membership = BTreeSet<BlockId>;
 
-/// Every distinct ipBlock of every NetworkPolicy, sorted.
+/// Every distinct block of every policy, sorted.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct IpBlocks {
     blocks: Vec<IpBlock>,
 }
 
 impl IpBlocks {
-    pub fn collect<'a>(policies: impl IntoIterator<Item = &'a NetworkPolicy>) -> Self {
-        let mut blocks: Vec<IpBlock> = policies
-            .into_iter()
+    pub fn collect(cluster: &Cluster) -> Self {
+        let ip_blocks = cluster
+            .network_policies
+            .values()
             .flat_map(|p| p.ingress.iter().chain(&p.egress))
             .flat_map(|rule| &rule.peers)
             .filter_map(|peer| match peer {
                 Peer::IpBlock { cidr, except } => Some(IpBlock::new(*cidr, except)),
                 Peer::Pods { .. } => None,
+            });
+        let networks = cluster
+            .cluster_policies
+            .values()
+            .flat_map(|p| p.ingress.iter().chain(&p.egress))
+            .flat_map(|rule| &rule.peers)
+            .filter_map(|peer| match peer {
+                ClusterPeer::Networks(cidrs) => Some(cidrs),
+                _ => None,
             })
-            .collect();
+            .flatten()
+            .map(|cidr| IpBlock::new(*cidr, &[]));
+        let mut blocks: Vec<IpBlock> = ip_blocks.chain(networks).collect();
         blocks.sort_unstable();
         blocks.dedup();
         Self { blocks }
     }
 
-    /// The id of the block a policy peer names, if it is one [`IpBlocks::collect`] saw.
+    /// The id of the block a policy peer names (a `networks` CIDR: no excepts), if it
+    /// is one [`IpBlocks::collect`] saw.
     pub fn id_of(&self, cidr: Cidr, except: &[Cidr]) -> Option<BlockId> {
         self.blocks
             .binary_search(&IpBlock::new(cidr, except))
@@ -105,6 +120,14 @@ impl IpBlocks {
 
     pub fn membership_of_addr(&self, addr: IpAddr) -> Membership {
         self.membership_of_prefix(&host_net(addr))
+    }
+
+    /// The blocks any of `addresses` is in.
+    pub fn membership_of_any(&self, addresses: &[IpAddr]) -> Membership {
+        addresses
+            .iter()
+            .flat_map(|addr| self.membership_of_addr(*addr))
+            .collect()
     }
 
     pub fn membership_of_prefix(&self, prefix: &IpNet) -> Membership {

@@ -1,15 +1,22 @@
 //! The policy table of one endpoint: which directions are enforced and the rows that
-//! decide them. Tables are computed once per distinct input and shared, so ten thousand
-//! replicas cost one computation.
+//! decide them. A direction is enforced when any tier constrains it: NetworkPolicy
+//! isolates the endpoint, or a cluster policy selects it as subject with rules for
+//! that direction. Tables are computed once per distinct input and shared, so ten
+//! thousand replicas cost one computation.
 
+use super::cluster_policy::ClusterPolicies;
+use super::cluster_rules::ClusterRuleEvaluator;
 use super::encode::{Row, encode_direction};
-use super::network_policy::{NetworkPolicies, RuleEvaluator, Selection};
-use super::verdict::Outcome;
-use crate::model::{ContainerPort, Direction, ObjectRef, Pod};
+use super::identity::NodeIdentity;
+use super::network_policy::{NetworkPolicies, RuleEvaluator};
+use super::selection::Selection;
+use super::tiers::{TierVerdicts, chain};
+use crate::model::{Cluster, ContainerPort, Direction, ObjectRef, Pod, Tier};
+use palisade_abi::reserved;
 use std::collections::HashMap;
 use std::rc::Rc;
 
-/// An endpoint's rows, per direction; None where the direction is not isolated.
+/// An endpoint's rows, per direction; None where the direction is not enforced.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub(crate) struct EndpointTable {
     pub ingress: Option<Rc<[Row]>>,
@@ -34,32 +41,56 @@ impl EndpointTable {
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 struct DirectionInput {
     direction: Direction,
-    selection: Selection,
+    admin: Selection,
+    network_policy: Selection,
+    baseline: Selection,
     /// The endpoint's container ports on ingress, where named ports resolve on it;
     /// empty on egress, where they resolve on the peer.
     own_ports: Vec<ContainerPort>,
+    /// The endpoint's node, when a selected cluster rule can match nodes.
+    own_node: Option<NodeIdentity>,
+}
+
+impl DirectionInput {
+    fn is_unconstrained(&self) -> bool {
+        self.admin.is_empty() && self.network_policy.is_empty() && self.baseline.is_empty()
+    }
+}
+
+/// The policy sources, indexed, and the evaluators of their rules.
+pub(crate) struct PolicySources<'a> {
+    pub cluster: &'a Cluster,
+    pub cluster_policies: &'a ClusterPolicies<'a>,
+    pub cluster_rules: ClusterRuleEvaluator<'a>,
+    pub network_policies: &'a NetworkPolicies<'a>,
+    pub network_policy_rules: RuleEvaluator<'a>,
 }
 
 /// Computes endpoint tables, memoized by [`DirectionInput`].
 pub(crate) struct EndpointTables<'a> {
-    policies: &'a NetworkPolicies<'a>,
-    rules: RuleEvaluator<'a>,
+    sources: PolicySources<'a>,
     memo: HashMap<DirectionInput, Rc<[Row]>>,
 }
 
 impl<'a> EndpointTables<'a> {
-    pub fn new(policies: &'a NetworkPolicies<'a>, rules: RuleEvaluator<'a>) -> Self {
+    pub fn new(sources: PolicySources<'a>) -> Self {
         Self {
-            policies,
-            rules,
+            sources,
             memo: HashMap::new(),
         }
     }
 
-    pub fn table(&mut self, pod_ref: &ObjectRef, pod: &Pod) -> EndpointTable {
+    /// The table of the pod `pod_ref` on a node whose identity, if it has addresses,
+    /// is `own_node`.
+    pub fn table(
+        &mut self,
+        pod_ref: &ObjectRef,
+        pod: &Pod,
+        own_node: Option<&NodeIdentity>,
+    ) -> EndpointTable {
         EndpointTable {
-            ingress: self.direction(pod_ref, pod, Direction::Ingress),
-            egress: self.direction(pod_ref, pod, Direction::Egress),
+            ingress: self.direction(pod_ref, pod, own_node, Direction::Ingress),
+            egress: self.direction(pod_ref, pod, own_node, Direction::Egress),
         }
     }
 
@@ -67,30 +98,96 @@ impl<'a> EndpointTables<'a> {
         &mut self,
         pod_ref: &ObjectRef,
         pod: &Pod,
+        own_node: Option<&NodeIdentity>,
         direction: Direction,
     ) -> Option<Rc<[Row]>> {
-        let selection = self.policies.isolating(&pod_ref.namespace, pod, direction);
-        if selection.is_empty() {
+        let input = self.input(pod_ref, pod, own_node, direction);
+        if input.is_unconstrained() {
             return None;
         }
+        if let Some(rows) = self.memo.get(&input) {
+            return Some(rows.clone());
+        }
+        let rows: Rc<[Row]> = self.compute(&input, pod).into();
+        self.memo.insert(input, rows.clone());
+        Some(rows)
+    }
+
+    fn input(
+        &self,
+        pod_ref: &ObjectRef,
+        pod: &Pod,
+        own_node: Option<&NodeIdentity>,
+        direction: Direction,
+    ) -> DirectionInput {
+        let sources = &self.sources;
+        let namespace_labels = sources.cluster.namespace_labels(&pod_ref.namespace);
+        let cluster_tier = |tier| {
+            sources
+                .cluster_policies
+                .selecting(tier, &namespace_labels, pod, direction)
+        };
+        let admin = cluster_tier(Tier::Admin);
+        let baseline = cluster_tier(Tier::Baseline);
+        let network_policy = sources
+            .network_policies
+            .isolating(&pod_ref.namespace, pod, direction);
+        let can_match_nodes = [(Tier::Admin, &admin), (Tier::Baseline, &baseline)]
+            .into_iter()
+            .any(|(tier, selection)| {
+                sources
+                    .cluster_policies
+                    .can_match_nodes(tier, selection, direction)
+            });
         let own_ports = match direction {
             Direction::Ingress => pod.ports.clone(),
             Direction::Egress => Vec::new(),
         };
-        let input = DirectionInput {
+        DirectionInput {
             direction,
-            selection,
+            admin,
+            network_policy,
+            baseline,
             own_ports,
-        };
-        if let Some(rows) = self.memo.get(&input) {
-            return Some(rows.clone());
+            own_node: own_node.filter(|_| can_match_nodes).cloned(),
         }
-        let verdicts = self
-            .rules
-            .allowing_rules(&input.selection, direction, pod)
-            .map(|allowing| allowing.map(Outcome::of_allowing_rule));
-        let rows: Rc<[Row]> = encode_direction(direction, &verdicts).into();
-        self.memo.insert(input, rows.clone());
-        Some(rows)
+    }
+
+    /// The rows of one direction: the tiers chained, then encoded, the own node's
+    /// (peer HOST) only where a tier decides about it.
+    fn compute(&self, input: &DirectionInput, pod: &Pod) -> Vec<Row> {
+        let sources = &self.sources;
+        let direction = input.direction;
+        let cluster_tier = |tier, selection: &Selection| {
+            if selection.is_empty() {
+                return TierVerdicts::silent();
+            }
+            let matches = sources.cluster_rules.first_matches(
+                tier,
+                selection,
+                direction,
+                pod,
+                input.own_node.as_ref(),
+            );
+            TierVerdicts::of_first_matches(&matches)
+        };
+        let network_policy = if input.network_policy.is_empty() {
+            TierVerdicts::silent()
+        } else {
+            let allowing =
+                sources
+                    .network_policy_rules
+                    .allowing_rules(&input.network_policy, direction, pod);
+            TierVerdicts::of_isolating_network_policies(&allowing)
+        };
+        let mut decided = chain(&[
+            cluster_tier(Tier::Admin, &input.admin),
+            network_policy,
+            cluster_tier(Tier::Baseline, &input.baseline),
+        ]);
+        if let Some(own_node) = decided.own_node {
+            decided.peers.peers.insert(reserved::HOST, own_node);
+        }
+        encode_direction(direction, &decided.peers)
     }
 }

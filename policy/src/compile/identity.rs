@@ -3,10 +3,13 @@
 //!
 //! As in Cilium, an identity stands for a set of security-relevant labels, not for a
 //! pod: ten thousand replicas with the same labels share one. What is security-relevant
-//! is everything a NetworkPolicy can look at on a peer: its namespace (name and labels),
-//! its pod labels, the ipBlocks its address is in ([`Membership`]), and, for port names
-//! that egress rules use, the number the pod gives each name (egress named ports resolve
-//! on the destination). Prefixes of the ip cache get identities by membership alone.
+//! is everything a policy can look at on a peer:
+//! - a pod: its namespace (name and labels), its pod labels, the blocks its address is
+//!   in ([`Membership`]), and, for port names that egress rules use, the number the pod
+//!   gives each name (egress named ports resolve on the destination);
+//! - a node: its Node labels and the blocks any of its addresses is in (to policies a
+//!   node is one peer, whichever of its addresses traffic uses);
+//! - any other prefix of the ip cache: its membership alone.
 //!
 //! Numbers are derived from a hash of the identity's canonical label list, so the same
 //! labels get the same number across compiler runs and agent restarts, and adding an
@@ -14,7 +17,7 @@
 
 use super::cidr::{BlockId, IpBlocks, Membership};
 use super::tables::IdentityInfo;
-use crate::model::{Cluster, Labels, ObjectRef, Protocol};
+use crate::model::{Cluster, Labels, NodePeer, ObjectRef, Protocol};
 use ipnet::IpNet;
 use palisade_abi::reserved;
 use sha2::{Digest, Sha256};
@@ -43,10 +46,29 @@ impl PodIdentity {
     }
 }
 
+/// What a node identity is made of: everything a policy can match a node on.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) struct NodeIdentity {
+    /// The Node object's labels (none without one).
+    pub labels: Labels,
+    /// The blocks any of the node's addresses is in.
+    pub membership: Membership,
+}
+
+impl NodeIdentity {
+    pub fn of(node: &NodePeer, blocks: &IpBlocks) -> Self {
+        Self {
+            labels: node.labels.clone(),
+            membership: blocks.membership_of_any(&node.addresses),
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 enum IdentityKey {
     Pod(PodIdentity),
-    /// Addresses outside every pod, in exactly these blocks (never empty: such
+    Node(NodeIdentity),
+    /// Addresses outside every pod and node, in exactly these blocks (never empty: such
     /// addresses are [`reserved::WORLD`]).
     Cidr(Membership),
 }
@@ -55,6 +77,7 @@ impl IdentityKey {
     fn membership(&self) -> &Membership {
         match self {
             IdentityKey::Pod(pod) => &pod.membership,
+            IdentityKey::Node(node) => &node.membership,
             IdentityKey::Cidr(membership) => membership,
         }
     }
@@ -83,6 +106,16 @@ impl IdentityKey {
                 );
                 ("pod", labels)
             }
+            IdentityKey::Node(node) => {
+                let mut labels: Vec<String> = node
+                    .labels
+                    .0
+                    .iter()
+                    .map(|(k, v)| format!("node:{k}={v}"))
+                    .collect();
+                labels.extend(block_labels);
+                ("node", labels)
+            }
             IdentityKey::Cidr(_) => ("cidr", block_labels.collect()),
         };
         labels.sort_unstable();
@@ -102,12 +135,20 @@ pub(crate) struct Identities {
     /// Identity of each endpoint (pod that is not host-network): that of its first
     /// address, or of its labels alone when it has none.
     pub endpoints: BTreeMap<ObjectRef, u32>,
+    /// Identity of each address of each node, nodes in [`Cluster::node_peers`] order,
+    /// addresses canonical.
+    pub node_addresses: Vec<(IpAddr, u32)>,
     /// Identity of each prefix [`IpBlocks::prefixes`] lists; WORLD for prefixes in no
     /// block.
     pub prefixes: BTreeMap<IpNet, u32>,
     /// What each pod identity is made of.
     pub pods: BTreeMap<u32, PodIdentity>,
-    /// For each block, the identities (pod and CIDR) whose addresses are in it.
+    /// What each node identity is made of.
+    pub nodes: BTreeMap<u32, NodeIdentity>,
+    /// What each named node that has addresses is made of, by name: what its own
+    /// endpoints see as HOST.
+    pub named_nodes: BTreeMap<String, NodeIdentity>,
+    /// For each block, the identities (pod, node and CIDR) whose addresses are in it.
     pub in_block: BTreeMap<BlockId, BTreeSet<u32>>,
     /// Every identity, reserved ones included, described.
     pub info: BTreeMap<u32, IdentityInfo>,
@@ -120,12 +161,17 @@ enum Holder {
     PodAddress(ObjectRef, usize, IpAddr),
     /// A pod without addresses.
     AddresslessPod(ObjectRef),
+    /// Node number `index` of [`Cluster::node_peers`].
+    Node(usize),
     Prefix(IpNet),
 }
 
 impl Identities {
+    /// Identities for every pod of `cluster`, every node of `nodes` (the cluster's
+    /// [`Cluster::node_peers`]) and every prefix of `blocks`.
     pub fn assign(
         cluster: &Cluster,
+        nodes: &[NodePeer],
         blocks: &IpBlocks,
         egress_port_names: &EgressPortNames,
     ) -> Self {
@@ -157,6 +203,17 @@ impl Identities {
                 requests.push((holder, key(blocks.membership_of_addr(*ip))));
             }
         }
+        let mut named_nodes = BTreeMap::new();
+        for (index, node) in nodes.iter().enumerate() {
+            if node.addresses.is_empty() {
+                continue;
+            }
+            let identity = NodeIdentity::of(node, blocks);
+            if let Some(name) = &node.name {
+                named_nodes.insert(name.clone(), identity.clone());
+            }
+            requests.push((Holder::Node(index), IdentityKey::Node(identity)));
+        }
         let mut prefixes = BTreeMap::new();
         for prefix in blocks.prefixes() {
             let membership = blocks.membership_of_prefix(&prefix);
@@ -171,6 +228,7 @@ impl Identities {
 
         let mut identities = Identities {
             prefixes,
+            named_nodes,
             info: reserved_identities(),
             ..Self::default()
         };
@@ -189,6 +247,12 @@ impl Identities {
                 Holder::AddresslessPod(pod_ref) => {
                     identities.endpoints.insert(pod_ref, number);
                 }
+                Holder::Node(index) => {
+                    let addresses = nodes.get(index).map_or(&[][..], |n| &n.addresses);
+                    identities
+                        .node_addresses
+                        .extend(addresses.iter().map(|addr| (*addr, number)));
+                }
                 Holder::Prefix(prefix) => {
                     identities.prefixes.insert(prefix, number);
                 }
@@ -203,8 +267,14 @@ impl Identities {
                     .insert(number);
             }
             identities.info.insert(number, key.info(blocks));
-            if let IdentityKey::Pod(pod) = key {
-                identities.pods.insert(number, pod);
+            match key {
+                IdentityKey::Pod(pod) => {
+                    identities.pods.insert(number, pod);
+                }
+                IdentityKey::Node(node) => {
+                    identities.nodes.insert(number, node);
+                }
+                IdentityKey::Cidr(_) => {}
             }
         }
         identities

@@ -3,10 +3,9 @@
 //!
 //! Entries come from three sources; when two claim the same prefix, the first source
 //! wins:
-//! 1. Node addresses (of Node objects and of host-network pods): REMOTE_NODE. Each agent
-//!    overlays its own node's addresses as HOST. ipBlocks that cover a node address do
-//!    not change its identity: to policies a node is a node, never a CIDR peer. This is
-//!    a deliberate simplification; Kubernetes leaves node traffic implementation-defined.
+//! 1. Node addresses (of Node objects and of host-network pods): the node's identity
+//!    (its labels and the blocks any of its addresses is in). Each agent overlays its own
+//!    node's addresses as HOST. If two nodes claim an address, the first by name wins.
 //! 2. Pod addresses (`/32`, `/128`): the pod identity of that address. If two pods claim
 //!    one address, the first by namespace/name wins.
 //! 3. ipBlock prefixes: their CIDR identity, or WORLD for prefixes in no block (the
@@ -15,7 +14,6 @@
 use super::cidr::host_net;
 use super::identity::Identities;
 use super::tables::IpCacheEntry;
-use crate::model::Cluster;
 use ipnet::IpNet;
 use palisade_abi::reserved;
 use std::collections::{BTreeMap, BTreeSet};
@@ -31,23 +29,10 @@ pub(crate) struct IpCache {
 }
 
 impl IpCache {
-    pub fn build(cluster: &Cluster, identities: &Identities) -> Self {
+    pub fn build(identities: &Identities) -> Self {
         let mut by_prefix: BTreeMap<IpNet, u32> = BTreeMap::new();
-        let node_addresses = cluster
-            .nodes
-            .values()
-            .flat_map(|node| &node.addresses)
-            .chain(
-                cluster
-                    .pods
-                    .values()
-                    .filter(|pod| pod.host_network)
-                    .flat_map(|pod| &pod.ips),
-            );
-        for addr in node_addresses {
-            by_prefix
-                .entry(host_net(*addr))
-                .or_insert(reserved::REMOTE_NODE);
+        for (addr, identity) in &identities.node_addresses {
+            by_prefix.entry(host_net(*addr)).or_insert(*identity);
         }
         for addresses in identities.pod_addresses.values() {
             for (addr, identity) in addresses {

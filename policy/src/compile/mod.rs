@@ -2,20 +2,25 @@
 //!
 //! `compile` is pure and deterministic: the same cluster gives byte-identical output.
 //! Its stages, one module each:
-//! 1. `rules` and `network_policy`: index the policies, number their rules.
-//! 2. `cidr`: the ipBlocks, the prefix set they induce and membership.
-//! 3. `identity`: classes of indistinguishable addresses and their stable numbers.
+//! 1. `rules`, `cluster_policy` and `network_policy`: index the policies, number their
+//!    rules.
+//! 2. `cidr`: the ipBlocks and `networks`, the prefix set they induce and membership.
+//! 3. `identity`: classes of indistinguishable addresses (pods, nodes, CIDRs) and their
+//!    stable numbers.
 //! 4. `ipcache`: every address to its identity.
-//! 5. `network_policy` again: per endpoint, direction and peer, a verdict function
-//!    over (protocol, port) (`port_map`, `verdict`).
+//! 5. Per endpoint, direction and peer, a verdict function over (protocol, port)
+//!    (`port_map`, `verdict`) per tier: `cluster_rules` for the admin and baseline
+//!    tiers, `network_policy` for NetworkPolicy; `tiers` chains them.
 //! 6. `encode`: verdict functions to LPM rows; `endpoint_tables` memoizes them.
 //! 7. `nodes`: per node, endpoints and shared policy tables.
 //!
-//! Later policy sources (admin tiers, egress allowlists, audit mode) are meant to plug
-//! in at stage 5: each yields verdict functions, combined pointwise before encoding.
+//! Later policy sources (egress allowlists, audit mode) plug in at stage 5: each yields
+//! verdict functions, combined pointwise in `tiers` before encoding.
 
 mod abi_encoding;
 mod cidr;
+mod cluster_policy;
+mod cluster_rules;
 mod encode;
 mod endpoint_tables;
 mod identity;
@@ -24,8 +29,11 @@ mod network_policy;
 mod nodes;
 mod port_map;
 mod ports;
+mod receiver;
 mod rules;
+mod selection;
 pub mod tables;
+mod tiers;
 mod verdict;
 
 pub use abi_encoding::abi_address;
@@ -33,7 +41,9 @@ pub use nodes::NO_POLICY;
 
 use crate::model::Cluster;
 use cidr::IpBlocks;
-use endpoint_tables::EndpointTables;
+use cluster_policy::ClusterPolicies;
+use cluster_rules::ClusterRuleEvaluator;
+use endpoint_tables::{EndpointTables, PolicySources};
 use identity::Identities;
 use ipcache::IpCache;
 use network_policy::{NetworkPolicies, RuleEvaluator};
@@ -43,17 +53,39 @@ use tables::CompiledCluster;
 
 /// Compiles a cluster state into the tables the kernel programs read.
 pub fn compile(cluster: &Cluster) -> CompiledCluster {
+    // Rules enter the catalog in its order: the cluster tiers ("admin", "baseline")
+    // sort before "networkpolicy".
     let mut catalog = RuleCatalog::default();
-    let policies = NetworkPolicies::index(cluster, &mut catalog);
-    let blocks = IpBlocks::collect(cluster.network_policies.values());
-    let identities = Identities::assign(cluster, &blocks, policies.egress_port_names());
-    let ipcache = IpCache::build(cluster, &identities);
+    let cluster_policies = ClusterPolicies::index(cluster, &mut catalog);
+    let network_policies = NetworkPolicies::index(cluster, &mut catalog);
+    let blocks = IpBlocks::collect(cluster);
+    let nodes = cluster.node_peers();
+    let mut egress_port_names = network_policies.egress_port_names().clone();
+    egress_port_names.extend(cluster_policies.egress_port_names());
+    let identities = Identities::assign(cluster, &nodes, &blocks, &egress_port_names);
+    let ipcache = IpCache::build(&identities);
 
     let plans = {
-        let rule_evaluator =
-            RuleEvaluator::new(&policies, &identities, &blocks, &ipcache.peer_identities);
-        let mut endpoint_tables = EndpointTables::new(&policies, rule_evaluator);
-        NodePlan::plan_all(cluster, &identities, &mut endpoint_tables)
+        let peers = &ipcache.peer_identities;
+        let sources = PolicySources {
+            cluster,
+            cluster_policies: &cluster_policies,
+            cluster_rules: ClusterRuleEvaluator::new(
+                &cluster_policies,
+                &identities,
+                &blocks,
+                peers,
+            ),
+            network_policies: &network_policies,
+            network_policy_rules: RuleEvaluator::new(
+                &network_policies,
+                &identities,
+                &blocks,
+                peers,
+            ),
+        };
+        let mut endpoint_tables = EndpointTables::new(sources);
+        NodePlan::plan_all(cluster, &nodes, &identities, &mut endpoint_tables)
     };
 
     let (rules, rule_refs) = catalog.publish(&nodes::cited_rules(&plans));

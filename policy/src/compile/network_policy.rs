@@ -10,18 +10,23 @@
 //!   its ports (none: every protocol and port).
 //! - Named ports resolve on the pod that receives the traffic: on ingress the local
 //!   endpoint, on egress the destination pod (so they never match non-pod peers).
+//! - Nodes (palisade's choice where Kubernetes leaves it open) are never ipBlock
+//!   members: only rules without peers allow them; the own node is always allowed
+//!   (`tiers`).
 //!
 //! Policy objects are identified by their key in [`Cluster::network_policies`]; the key's
 //! namespace is the namespace they apply in.
 
 use super::cidr::IpBlocks;
-use super::identity::{EgressPortNames, Identities, PodIdentity};
+use super::identity::{EgressPortNames, Identities};
 use super::port_map::PortMap;
 use super::ports::spec_range;
+use super::receiver::Receiver;
 use super::rules::{RuleCatalog, RuleId};
+use super::selection::Selection;
 use super::tables::RuleInfo;
 use super::verdict::PeerVerdicts;
-use crate::model::{Cluster, Direction, NetworkPolicy, Peer, Pod, PolicyRule, PortRef, Protocol};
+use crate::model::{Cluster, Direction, NetworkPolicy, Peer, Pod, PolicyRule, PortRef};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// For each (protocol, port): the first rule (lowest [`RuleId`]) that allows it, if any.
@@ -57,17 +62,6 @@ impl<'a> IndexedPolicy<'a> {
             Direction::Ingress => &self.ingress,
             Direction::Egress => &self.egress,
         }
-    }
-}
-
-/// The policies that isolate one endpoint in one direction, as positions in
-/// [`NetworkPolicies`]. Empty: the direction is not isolated.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
-pub(crate) struct Selection(Vec<usize>);
-
-impl Selection {
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
     }
 }
 
@@ -126,9 +120,10 @@ impl<'a> NetworkPolicies<'a> {
         &self.egress_port_names
     }
 
-    /// The policies that isolate the pod `namespace`/`pod` for `direction`.
+    /// The policies that isolate the pod `namespace`/`pod` for `direction`. Empty: the
+    /// direction is not isolated.
     pub fn isolating(&self, namespace: &str, pod: &Pod, direction: Direction) -> Selection {
-        Selection(
+        Selection::new(
             self.policies
                 .iter()
                 .enumerate()
@@ -137,27 +132,8 @@ impl<'a> NetworkPolicies<'a> {
                         && p.policy.isolates(direction)
                         && p.policy.pod_selector.matches(&pod.labels)
                 })
-                .map(|(i, _)| i)
-                .collect(),
+                .map(|(i, _)| i),
         )
-    }
-}
-
-/// The pod a named port resolves on: the one that receives the traffic.
-#[derive(Clone, Copy)]
-enum Receiver<'p> {
-    /// Ingress: the local endpoint, whatever the peer.
-    Local(&'p Pod),
-    /// Egress: the peer, if it is a pod (nothing resolves on other peers).
-    Peer(Option<&'p PodIdentity>),
-}
-
-impl Receiver<'_> {
-    fn named_port(self, name: &str, protocol: Protocol) -> Option<u16> {
-        match self {
-            Receiver::Local(pod) => pod.named_port(name, protocol),
-            Receiver::Peer(peer) => peer?.named_port(name, protocol),
-        }
     }
 }
 
@@ -196,15 +172,18 @@ impl<'a> RuleEvaluator<'a> {
         local: &Pod,
     ) -> PeerVerdicts<AllowingRules> {
         let rules: Vec<&Rule> = selection
-            .0
+            .positions()
             .iter()
             .filter_map(|i| self.policies.policies.get(*i))
             .flat_map(|p| p.rules(direction))
             .collect();
         // Where named ports resolve for traffic with `peer` (None: a peer no rule names).
-        let receiver = |peer: Option<u32>| match direction {
-            Direction::Ingress => Receiver::Local(local),
-            Direction::Egress => Receiver::Peer(peer.and_then(|p| self.identities.pods.get(&p))),
+        let receiver = |peer: Option<u32>| {
+            Receiver::of(
+                direction,
+                local,
+                peer.and_then(|p| self.identities.pods.get(&p)),
+            )
         };
         // Only egress named ports make a rule's ports depend on the peer.
         let depends_on_peer = |r: &Rule| direction == Direction::Egress && r.names_ports();
@@ -288,7 +267,12 @@ impl<'a> RuleEvaluator<'a> {
                         .id_of(*cidr, except)
                         .and_then(|block| self.identities.in_block.get(&block))
                     {
-                        matched.extend(in_block.iter().copied());
+                        // Nodes are never ipBlock members.
+                        matched.extend(
+                            in_block
+                                .iter()
+                                .filter(|id| !self.identities.nodes.contains_key(id)),
+                        );
                     }
                 }
             }

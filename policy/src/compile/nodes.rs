@@ -9,7 +9,7 @@ use super::endpoint_tables::{EndpointTable, EndpointTables};
 use super::identity::Identities;
 use super::rules::RuleId;
 use super::tables::{EndpointEntry, NodeTables, PolicyEntry};
-use crate::model::{Cluster, ObjectRef, Pod};
+use crate::model::{Cluster, NodePeer, ObjectRef, Pod};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
 
@@ -28,8 +28,11 @@ pub(crate) struct NodePlan {
 
 impl NodePlan {
     /// Every node that has pods or a Node object; pods without a node go under "".
+    /// A node's own addresses (`nodes`, the cluster's [`Cluster::node_peers`]) are its
+    /// Node object's and its host-network pods'.
     pub fn plan_all(
         cluster: &Cluster,
+        nodes: &[NodePeer],
         identities: &Identities,
         endpoint_tables: &mut EndpointTables,
     ) -> BTreeMap<String, NodePlan> {
@@ -38,36 +41,22 @@ impl NodePlan {
             .values()
             .map(|pod| pod.node_name.clone().unwrap_or_default())
             .chain(cluster.nodes.keys().cloned());
-        let mut plans: BTreeMap<String, NodePlan> = node_names
-            .map(|name| {
-                let host_addresses = cluster
-                    .nodes
-                    .get(&name)
-                    .map(|node| node.addresses.clone())
-                    .unwrap_or_default();
-                let plan = NodePlan {
-                    host_addresses,
-                    ..NodePlan::default()
-                };
-                (name, plan)
-            })
-            .collect();
+        let mut plans: BTreeMap<String, NodePlan> =
+            node_names.map(|name| (name, NodePlan::default())).collect();
+        for node in nodes {
+            if let Some(plan) = node.name.as_ref().and_then(|name| plans.get_mut(name)) {
+                plan.host_addresses = node.addresses.clone();
+            }
+        }
 
         for (pod_ref, pod) in &cluster.pods {
-            // A host-network pod's addresses are its node's: traffic between them and
-            // that node's pods is node traffic, always allowed.
-            if pod.host_network
-                && let Some(plan) = pod.node_name.as_deref().and_then(|n| plans.get_mut(n))
-            {
-                plan.host_addresses.extend(pod.ips.iter().copied());
-            }
             // Host-network pods have no endpoint identity: they are not endpoints.
             let Some(identity) = identities.endpoints.get(pod_ref) else {
                 continue;
             };
             let node = pod.node_name.as_deref().unwrap_or_default();
             if let Some(plan) = plans.get_mut(node) {
-                let table = endpoint_tables.table(pod_ref, pod);
+                let table = endpoint_tables.table(pod_ref, pod, identities.named_nodes.get(node));
                 plan.add_endpoint(pod_ref, pod, *identity, table);
             }
         }

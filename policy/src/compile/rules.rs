@@ -7,7 +7,7 @@
 //! ([`RuleCatalog::publish`]), renumbered without changing their order.
 
 use super::tables::RuleInfo;
-use crate::model::{Direction, ObjectRef};
+use crate::model::{ClusterPolicy, Direction, ObjectRef, RuleAction};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// Tier of Kubernetes NetworkPolicy rules.
@@ -28,6 +28,25 @@ impl RuleInfo {
             direction,
             rule: u32::try_from(index).unwrap_or(u32::MAX),
             action: ACTION_ALLOW.to_string(),
+        }
+    }
+
+    /// Rule `index` of the `direction` list of the cluster policy `policy`, whose action
+    /// is `action`: cited with the policy's tier and kind, and no namespace.
+    pub fn cluster_policy(
+        policy: &ClusterPolicy,
+        direction: Direction,
+        index: usize,
+        action: RuleAction,
+    ) -> Self {
+        Self {
+            tier: policy.tier.as_str().to_string(),
+            kind: policy.kind.as_str().to_string(),
+            namespace: String::new(),
+            name: policy.name.clone(),
+            direction,
+            rule: u32::try_from(index).unwrap_or(u32::MAX),
+            action: action.as_str().to_string(),
         }
     }
 }

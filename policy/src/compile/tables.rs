@@ -41,8 +41,10 @@ pub struct IpCacheEntry {
 /// Everything one node's kernel maps hold apart from the cluster-wide ip cache.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NodeTables {
-    /// Addresses of this node: traffic to and from them is always allowed
-    /// (they resolve to `palisade_abi::reserved::HOST` on this node).
+    /// Addresses of this node: they resolve to `palisade_abi::reserved::HOST` on this
+    /// node. Traffic with them is allowed unless `policy` has rows for peer HOST
+    /// (cluster policies that decide about the own node); those rows are complete and
+    /// have no ANY fallback.
     pub host_addresses: Vec<std::net::IpAddr>,
     /// Pods on this node that palisade enforces, sorted by pod.
     pub endpoints: Vec<EndpointEntry>,
@@ -77,7 +79,8 @@ pub struct PolicyEntry {
     /// 0..=16; must be 0 when `protocol` is None.
     pub port_prefix_len: u8,
     pub verdict: Verdict,
-    /// Index into `CompiledCluster::rules`, or None for the isolation default.
+    /// Index into `CompiledCluster::rules`, or None for a default: the deny of an
+    /// endpoint NetworkPolicy isolates, or the allow where no tier decides.
     pub rule_ref: Option<u32>,
 }
 

@@ -5,8 +5,9 @@ use super::rules::RuleId;
 use super::tables::Verdict;
 use std::collections::BTreeMap;
 
-/// A verdict and the rule that produced it (None: the default of an isolated
-/// endpoint).
+/// A verdict and the rule that produced it. Without a rule it is a default: deny for
+/// an endpoint NetworkPolicy isolates, allow where no tier decides (and for the own
+/// node, see `tiers`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub(crate) struct Outcome {
     pub verdict: Verdict,
@@ -20,9 +21,22 @@ impl Outcome {
         rule: None,
     };
 
+    /// Allowed because no tier decided.
+    pub const DEFAULT_ALLOW: Outcome = Outcome {
+        verdict: Verdict::Allow,
+        rule: None,
+    };
+
     pub fn allowed_by(rule: RuleId) -> Self {
         Self {
             verdict: Verdict::Allow,
+            rule: Some(rule),
+        }
+    }
+
+    pub fn denied_by(rule: RuleId) -> Self {
+        Self {
+            verdict: Verdict::Deny,
             rule: Some(rule),
         }
     }
@@ -43,6 +57,28 @@ pub(crate) struct PeerVerdicts<F> {
 }
 
 impl<F> PeerVerdicts<F> {
+    /// The function for `peer`: its own if listed, else `any`.
+    pub fn get(&self, peer: u32) -> &F {
+        self.peers.get(&peer).unwrap_or(&self.any)
+    }
+
+    /// The pointwise combination `f(self(peer), other(peer))` for every peer either
+    /// lists (and for `any`).
+    pub fn zip_with<G, H>(
+        &self,
+        other: &PeerVerdicts<G>,
+        f: impl Fn(&F, &G) -> H,
+    ) -> PeerVerdicts<H> {
+        let any = f(&self.any, &other.any);
+        let peers = self
+            .peers
+            .keys()
+            .chain(other.peers.keys())
+            .map(|peer| (*peer, f(self.get(*peer), other.get(*peer))))
+            .collect();
+        PeerVerdicts { any, peers }
+    }
+
     /// Applies `f` to every function. Peers whose image equals that of `any` are
     /// dropped: the `any` rows already say the same for them.
     pub fn map<G: PartialEq>(&self, f: impl Fn(&F) -> G) -> PeerVerdicts<G> {

@@ -9,9 +9,10 @@ use palisade_abi::reason;
 pub enum Reason {
     /// A policy entry allowed it.
     AllowedPolicy,
-    /// The direction is not isolated for the endpoint.
+    /// No policy tier decides about the flow: the direction is not isolated for the
+    /// endpoint, or not for this peer and port.
     AllowedNotIsolated,
-    /// The peer is the endpoint's own node.
+    /// The peer is the endpoint's own node, and no cluster policy denies it.
     AllowedHost,
     /// A policy entry denied it.
     DeniedPolicy,
@@ -40,6 +41,17 @@ impl Reason {
             Verdict::Allow => Reason::AllowedPolicy,
             Verdict::Deny => Reason::DeniedPolicy,
             Verdict::AuditDeny => Reason::AuditDenied,
+        }
+    }
+
+    /// The reason a policy entry with `verdict` gives, where an allow that cites no rule
+    /// is a default: the own node's allowance if the peer is the own node (`host`), else
+    /// no tier deciding about the flow.
+    pub const fn of_row(verdict: Verdict, cites_rule: bool, host: bool) -> Self {
+        match (verdict, cites_rule, host) {
+            (Verdict::Allow, false, true) => Reason::AllowedHost,
+            (Verdict::Allow, false, false) => Reason::AllowedNotIsolated,
+            _ => Self::of_entry(verdict),
         }
     }
 }

@@ -3,10 +3,18 @@
 //!
 //! For a packet of endpoint E in direction D with peer address A:
 //! 1. D not enforced for E: allow.
-//! 2. A -> peer identity: the node's own addresses are HOST (always allowed), anything
-//!    else goes through the ip cache LPM (no match: WORLD).
-//! 3. Policy LPM on (E.policy_id, peer, D, protocol, dport); if nothing matches, again
-//!    with peer ANY; if still nothing: deny (fail closed).
+//! 2. A -> peer identity: the node's own addresses are HOST, anything else goes through
+//!    the ip cache LPM (no match: WORLD).
+//! 3. HOST: policy LPM on (E.policy_id, HOST, D, protocol, dport); nothing matches:
+//!    allow (the own node's default; rows exist only where a cluster policy decides
+//!    about the own node).
+//! 4. Any other peer: policy LPM on (E.policy_id, peer, D, protocol, dport); if nothing
+//!    matches, again with peer ANY; if still nothing: deny (fail closed).
+//! 5. The reason: a row's verdict, where an allow that cites no rule is a default (the
+//!    own node's for HOST, no tier deciding otherwise).
+//!
+//! Step 3 is where this differs from the kernel programs of ABI version 1, which allow
+//! HOST without a lookup: own-node rows need the kernel to consult them.
 //!
 //! Keys are built with the same `palisade-abi` layout the kernel maps use, so the LPM
 //! here compares the very bytes the kernel compares.
@@ -117,9 +125,6 @@ impl TableEvaluator {
         if !enforced {
             return decision(Verdict::Allow, None, Reason::AllowedNotIsolated);
         }
-        if peer_identity == reserved::HOST {
-            return decision(Verdict::Allow, None, Reason::AllowedHost);
-        }
         let lookup = |peer| {
             let key = PolicyKey::new(
                 SLOT,
@@ -131,8 +136,19 @@ impl TableEvaluator {
             );
             self.policy.lookup(&policy_key_bytes(&key))
         };
-        match lookup(peer_identity).or_else(|| lookup(reserved::ANY)) {
-            Some((verdict, rule_ref)) => decision(*verdict, *rule_ref, Reason::of_entry(*verdict)),
+        let host = peer_identity == reserved::HOST;
+        let entry = if host {
+            lookup(reserved::HOST)
+        } else {
+            lookup(peer_identity).or_else(|| lookup(reserved::ANY))
+        };
+        match entry {
+            Some((verdict, rule_ref)) => decision(
+                *verdict,
+                *rule_ref,
+                Reason::of_row(*verdict, rule_ref.is_some(), host),
+            ),
+            None if host => decision(Verdict::Allow, None, Reason::AllowedHost),
             None => decision(Verdict::Deny, None, Reason::DeniedNoEntry),
         }
     }

@@ -57,6 +57,9 @@ fn insert(cluster: &mut Cluster, object: Object) {
             };
             cluster.network_policies.insert(key, policy);
         }
+        Object::ClusterPolicy(policy) => {
+            cluster.cluster_policies.insert(policy.policy_ref(), policy);
+        }
     }
 }
 
@@ -102,6 +105,28 @@ mod tests {
     fn same_name_in_different_kinds_or_namespaces_is_fine() {
         let yaml = [POD_A, POD_A_IN_Y, POLICY_A, NODE_A].join("\n---\n");
         assert!(build_cluster(objects("all.yaml", &yaml)).is_ok());
+    }
+
+    #[test]
+    fn cluster_policies_are_keyed_by_kind_and_name() {
+        let policy = |kind: &str| {
+            format!(
+                "apiVersion: policy.networking.k8s.io/v1alpha1\nkind: {kind}\n\
+                 metadata: {{name: default}}\nspec: {{priority: 1, subject: {{namespaces: {{}}}}}}"
+            )
+        };
+        let banp = policy("BaselineAdminNetworkPolicy").replace("priority: 1, ", "");
+        let yaml = [policy("AdminNetworkPolicy"), banp].join("\n---\n");
+        let cluster = build_cluster(objects("all.yaml", &yaml)).unwrap();
+        assert_eq!(cluster.cluster_policies.len(), 2);
+        let twice = [policy("AdminNetworkPolicy"), policy("AdminNetworkPolicy")].join("\n---\n");
+        let errors = build_cluster(objects("all.yaml", &twice)).unwrap_err();
+        assert!(
+            errors.0[0]
+                .message
+                .starts_with("AdminNetworkPolicy default is defined more than once"),
+            "{errors}"
+        );
     }
 
     #[test]

@@ -170,6 +170,11 @@ impl Problems {
         }
     }
 
+    /// Every problem recorded, for an object that cannot be converted at all.
+    pub fn into_errors(self) -> Vec<FieldError> {
+        self.0
+    }
+
     /// `value` if no problem was recorded, else every problem.
     pub fn finish<T>(self, value: T) -> Result<T, Vec<FieldError>> {
         if self.0.is_empty() {

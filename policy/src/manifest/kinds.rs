@@ -5,6 +5,8 @@
 //! add a variant to [`Object`] and one entry to [`KINDS`].
 
 use super::Object;
+use super::admin_network_policy;
+use super::baseline_admin_network_policy;
 use super::core;
 use super::error::{FieldError, FieldPath};
 use super::metadata::{self, NameSyntax, ObjectMeta, Scope};
@@ -52,6 +54,20 @@ pub(crate) const KINDS: &[Kind] = &[
         scope: Scope::Namespaced,
         name_syntax: NameSyntax::Dns1123Subdomain,
         parse: network_policy::network_policy,
+    },
+    Kind {
+        api_version: "policy.networking.k8s.io/v1alpha1",
+        kind: "AdminNetworkPolicy",
+        scope: Scope::Cluster,
+        name_syntax: NameSyntax::Dns1123Subdomain,
+        parse: admin_network_policy::admin_network_policy,
+    },
+    Kind {
+        api_version: "policy.networking.k8s.io/v1alpha1",
+        kind: "BaselineAdminNetworkPolicy",
+        scope: Scope::Cluster,
+        name_syntax: NameSyntax::Dns1123Subdomain,
+        parse: baseline_admin_network_policy::baseline_admin_network_policy,
     },
 ];
 

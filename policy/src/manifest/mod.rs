@@ -6,12 +6,17 @@
 //! every file into the model's [`Cluster`](crate::model::Cluster).
 //!
 //! Layout: `documents` splits a stream, `kinds` dispatches on apiVersion/kind (adding a
-//! kind starts there), one module per group of kinds (`core`, `network_policy`) holds
-//! their wire types, validation and conversion, with shared pieces in `metadata`,
-//! `selector`, `ports`, `names` and `wire`; `error` has the error types and `cluster`
-//! the assembly.
+//! kind starts there), one module per kind or group of kinds (`core`, `network_policy`,
+//! `admin_network_policy`, `baseline_admin_network_policy`) holds their wire types,
+//! validation and conversion, with shared pieces in `metadata`, `selector`, `ports`,
+//! `cidr`, `names`, `wire` and `cluster_policy` (what the `policy.networking.k8s.io`
+//! kinds share); `error` has the error types and `cluster` the assembly.
 
+mod admin_network_policy;
+mod baseline_admin_network_policy;
+mod cidr;
 mod cluster;
+mod cluster_policy;
 mod core;
 mod documents;
 mod error;
@@ -29,7 +34,7 @@ mod conformance_tests;
 pub use cluster::build_cluster;
 pub use error::{ManifestError, ManifestErrors};
 
-use crate::model::{Namespace, NetworkPolicy, Node, Pod};
+use crate::model::{ClusterPolicy, Namespace, NetworkPolicy, Node, Pod};
 
 /// An object palisade reads from manifests.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -38,6 +43,8 @@ pub enum Object {
     Pod(Pod),
     Node(Node),
     NetworkPolicy(NetworkPolicy),
+    /// An AdminNetworkPolicy or a BaselineAdminNetworkPolicy (its `kind` says which).
+    ClusterPolicy(ClusterPolicy),
 }
 
 impl Object {
@@ -47,6 +54,7 @@ impl Object {
             Object::Pod(_) => "Pod",
             Object::Node(_) => "Node",
             Object::NetworkPolicy(_) => "NetworkPolicy",
+            Object::ClusterPolicy(policy) => policy.kind.as_str(),
         }
     }
 
@@ -60,6 +68,7 @@ impl Object {
             Object::NetworkPolicy(policy) => {
                 format!("{kind} {}/{}", policy.namespace, policy.name)
             }
+            Object::ClusterPolicy(policy) => format!("{kind} {}", policy.name),
         }
     }
 }

@@ -3,6 +3,7 @@
 //! fields anywhere in the object are errors; `status` is ignored.
 
 use super::Object;
+use super::cidr::parse_cidr;
 use super::error::{FieldError, FieldPath, Problems};
 use super::metadata::ObjectMeta;
 use super::ports::{self, IntOrString};
@@ -13,7 +14,6 @@ use ipnet::IpNet;
 use serde::Deserialize;
 use serde::de::IgnoredAny;
 use serde_norway::Value;
-use std::net::IpAddr;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -252,26 +252,6 @@ fn ip_block(wire: IpBlockWire, at: &FieldPath, problems: &mut Problems) -> Optio
     Some(Peer::IpBlock {
         cidr: cidr?,
         except,
-    })
-}
-
-/// A CIDR as written, host bits allowed (`10.0.1.1/4`).
-fn parse_cidr(written: &str) -> Result<Cidr, String> {
-    let invalid = |why: String| format!("invalid CIDR {written:?}: {why}");
-    let Some((address, prefix)) = written.split_once('/') else {
-        return Err(invalid(
-            "expected an address and a prefix length, like 10.0.0.0/8".to_string(),
-        ));
-    };
-    let address: IpAddr = address
-        .parse()
-        .map_err(|_| invalid(format!("{address:?} is not an IP address")))?;
-    let prefix: u8 = prefix
-        .parse()
-        .map_err(|_| invalid(format!("prefix length {prefix:?} is not a number")))?;
-    IpNet::new(address, prefix).map(Cidr).map_err(|_| {
-        let max = if address.is_ipv4() { 32 } else { 128 };
-        invalid(format!("prefix length {prefix} is longer than {max}"))
     })
 }
 

@@ -1,12 +1,23 @@
 //! The policy model: the validated, Kubernetes-independent form of everything the
 //! compiler reads. Manifest parsing (`crate::manifest`) produces it; the compiler
 //! (`crate::compile`) consumes it. Nothing here does I/O.
+//!
+//! Policy comes in tiers: cluster-scoped admin policies ([`ClusterPolicy`] of
+//! [`Tier::Admin`]), then namespaced Kubernetes [`NetworkPolicy`], then the cluster's
+//! baseline ([`Tier::Baseline`]); `cluster_policy` describes how they compose.
 
+mod cluster_policy;
 mod labels;
 mod network_policy;
+mod node_peer;
 
+pub use cluster_policy::{
+    ClusterPeer, ClusterPolicy, ClusterPolicyKind, ClusterPolicyRef, ClusterPort, ClusterRule,
+    RuleAction, Subject, Tier,
+};
 pub use labels::{LabelSelector, Labels, SelectorOperator, SelectorRequirement};
 pub use network_policy::{NetworkPolicy, Peer, PolicyRule, PortRef, PortSpec};
+pub use node_peer::NodePeer;
 
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
@@ -31,6 +42,14 @@ pub enum Protocol {
 }
 
 impl Protocol {
+    /// Every protocol a policy port can name.
+    pub const ALL: [Protocol; 3] = [Protocol::Tcp, Protocol::Udp, Protocol::Sctp];
+
+    /// The protocol with this IANA number, if policies can name it.
+    pub fn from_number(number: u8) -> Option<Self> {
+        Self::ALL.into_iter().find(|p| p.number() == number)
+    }
+
     /// IANA protocol number, as in the IP header.
     pub const fn number(self) -> u8 {
         match self {
@@ -160,6 +179,9 @@ pub struct Cluster {
     pub pods: BTreeMap<ObjectRef, Pod>,
     pub nodes: BTreeMap<String, Node>,
     pub network_policies: BTreeMap<ObjectRef, NetworkPolicy>,
+    /// AdminNetworkPolicies, BaselineAdminNetworkPolicies and other cluster-scoped
+    /// policy, in tier-neutral form.
+    pub cluster_policies: BTreeMap<ClusterPolicyRef, ClusterPolicy>,
 }
 
 impl Cluster {

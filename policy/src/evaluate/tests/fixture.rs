@@ -5,9 +5,10 @@ use crate::compile::compile;
 use crate::compile::tables::{CompiledCluster, RuleInfo, Verdict};
 use crate::evaluate::{ClusterEvaluator, Endpoint, FlowDecision, FlowError, IpFamily, direct};
 use crate::model::{
-    Cidr, Cluster, ContainerPort, Direction, LabelSelector, Labels, Namespace, NetworkPolicy, Node,
-    ObjectRef, Peer, Pod, PolicyRule, PortRef, PortSpec, Protocol, SelectorOperator,
-    SelectorRequirement,
+    Cidr, Cluster, ClusterPeer, ClusterPolicy, ClusterPolicyKind, ClusterPort, ClusterRule,
+    ContainerPort, Direction, LabelSelector, Labels, Namespace, NetworkPolicy, Node, ObjectRef,
+    Peer, Pod, PolicyRule, PortRef, PortSpec, Protocol, RuleAction, SelectorOperator,
+    SelectorRequirement, Subject,
 };
 use std::net::IpAddr;
 
@@ -169,6 +170,75 @@ pub fn all_ports(protocol: Protocol) -> PortSpec {
     }
 }
 
+/// An AdminNetworkPolicy.
+pub fn admin_policy(
+    name: &str,
+    priority: u32,
+    subject: Subject,
+    ingress: Vec<ClusterRule>,
+    egress: Vec<ClusterRule>,
+) -> ClusterPolicy {
+    let kind = ClusterPolicyKind::AdminNetworkPolicy;
+    ClusterPolicy {
+        kind,
+        name: name.to_string(),
+        tier: kind.tier(),
+        priority,
+        subject,
+        ingress,
+        egress,
+    }
+}
+
+/// The BaselineAdminNetworkPolicy (`default`).
+pub fn baseline_policy(
+    subject: Subject,
+    ingress: Vec<ClusterRule>,
+    egress: Vec<ClusterRule>,
+) -> ClusterPolicy {
+    let kind = ClusterPolicyKind::BaselineAdminNetworkPolicy;
+    ClusterPolicy {
+        kind,
+        name: "default".to_string(),
+        tier: kind.tier(),
+        priority: 0,
+        subject,
+        ingress,
+        egress,
+    }
+}
+
+pub fn cluster_rule(
+    action: RuleAction,
+    peers: Vec<ClusterPeer>,
+    ports: Vec<ClusterPort>,
+) -> ClusterRule {
+    ClusterRule {
+        name: String::new(),
+        action,
+        peers,
+        ports,
+    }
+}
+
+/// Every pod of the namespaces with these labels.
+pub fn namespaces(pairs: &[(&str, &str)]) -> ClusterPeer {
+    ClusterPeer::Namespaces(match_labels(pairs))
+}
+
+/// The nodes with these labels.
+pub fn nodes(pairs: &[(&str, &str)]) -> ClusterPeer {
+    ClusterPeer::Nodes(match_labels(pairs))
+}
+
+pub fn networks(cidrs: &[&str]) -> ClusterPeer {
+    ClusterPeer::Networks(cidrs.iter().map(|c| cidr(c)).collect())
+}
+
+pub fn port_number(protocol: Protocol, port: u16) -> ClusterPort {
+    ClusterPort::Number { protocol, port }
+}
+
 /// Builds a [`Cluster`] object by object.
 #[derive(Clone, Debug, Default)]
 pub struct ClusterBuilder {
@@ -202,15 +272,31 @@ impl ClusterBuilder {
         self
     }
 
-    pub fn node(mut self, name: &str, addresses: &[&str]) -> Self {
+    pub fn node(self, name: &str, addresses: &[&str]) -> Self {
+        self.labelled_node(name, addresses, &[])
+    }
+
+    pub fn labelled_node(
+        mut self,
+        name: &str,
+        addresses: &[&str],
+        node_labels: &[(&str, &str)],
+    ) -> Self {
         self.cluster.nodes.insert(
             name.to_string(),
             Node {
                 name: name.to_string(),
-                labels: Labels::default(),
+                labels: labels(node_labels),
                 addresses: addresses.iter().map(|s| ip(s)).collect(),
             },
         );
+        self
+    }
+
+    pub fn cluster_policy(mut self, policy: ClusterPolicy) -> Self {
+        self.cluster
+            .cluster_policies
+            .insert(policy.policy_ref(), policy);
         self
     }
 

@@ -1,18 +1,22 @@
 //! Property tests: on random small clusters, the table evaluator (compiled tables read
-//! the kernel's way) decides every probe exactly as the direct evaluator (Kubernetes
+//! the kernel's way) decides every probe exactly as the direct evaluator (the published
 //! semantics on the policy objects) does: verdict, deciding rule and reason, at both
 //! ends. The compiled tables must also keep their invariants.
 //!
-//! Labels, addresses, CIDRs and ports come from small alphabets so that selectors,
-//! blocks, excepts and named ports collide with pods and probes often.
+//! Clusters carry NetworkPolicies, AdminNetworkPolicies (priorities from a small set,
+//! so that ties happen) and a BaselineAdminNetworkPolicy, over labelled nodes. Labels,
+//! addresses, CIDRs and ports come from small alphabets so that selectors, blocks,
+//! excepts, networks, node addresses and named ports collide with pods and probes
+//! often.
 
 use super::compiled::assert_table_invariants;
 use super::fixture::*;
 use crate::compile::compile;
 use crate::evaluate::{ClusterEvaluator, Endpoint, IpFamily};
 use crate::model::{
-    Cluster, Direction, LabelSelector, NetworkPolicy, Peer, Pod, PolicyRule, PortRef, PortSpec,
-    Protocol, SelectorOperator, SelectorRequirement,
+    Cluster, ClusterPeer, ClusterPolicy, ClusterPolicyKind, ClusterPort, ClusterRule, Direction,
+    LabelSelector, NetworkPolicy, Peer, Pod, PolicyRule, PortRef, PortSpec, Protocol, RuleAction,
+    SelectorOperator, SelectorRequirement, Subject,
 };
 use proptest::collection::vec;
 use proptest::prelude::*;
@@ -67,6 +71,7 @@ const EXTERNAL: [&str; 14] = [
     "::ffff:10.0.0.2",
 ];
 const PORT_NAMES: [&str; 4] = ["http", "dns", "sig", "nope"];
+const PRIORITIES: [u32; 4] = [0, 5, 5, 1000];
 const PORTS: [u16; 6] = [53, 80, 443, 1000, 1500, 8080];
 const END_PORTS: [u16; 4] = [80, 1000, 2000, 65535];
 const PROBE_PROTOCOLS: [u8; 6] = [TCP, TCP, TCP, UDP, SCTP, ICMP];
@@ -200,6 +205,104 @@ fn network_policy(index: usize) -> impl Strategy<Value = NetworkPolicy> {
         )
 }
 
+fn cluster_peer() -> impl Strategy<Value = ClusterPeer> {
+    prop_oneof![
+        2 => selector().prop_map(ClusterPeer::Namespaces),
+        2 => (selector(), selector()).prop_map(|(namespace_selector, pod_selector)| {
+            ClusterPeer::Pods {
+                namespace_selector,
+                pod_selector,
+            }
+        }),
+        1 => selector().prop_map(ClusterPeer::Nodes),
+        2 => subsequence(CIDRS.to_vec(), 1..=2)
+            .prop_map(|cidrs| ClusterPeer::Networks(cidrs.into_iter().map(cidr).collect())),
+    ]
+}
+
+fn cluster_port() -> impl Strategy<Value = ClusterPort> {
+    prop_oneof![
+        3 => (protocol(), select(PORTS.to_vec()))
+            .prop_map(|(protocol, port)| ClusterPort::Number { protocol, port }),
+        1 => (protocol(), select(PORTS.to_vec()), select(END_PORTS.to_vec())).prop_map(
+            |(protocol, first, last)| ClusterPort::Range {
+                protocol,
+                first: first.min(last),
+                last: first.max(last),
+            }
+        ),
+        2 => select(PORT_NAMES.to_vec()).prop_map(|name| ClusterPort::Named(name.to_string())),
+    ]
+}
+
+fn cluster_rule(actions: Vec<RuleAction>) -> impl Strategy<Value = ClusterRule> {
+    (
+        select(actions),
+        vec(cluster_peer(), 0..=2),
+        prop_oneof![1 => Just(Vec::new()), 2 => vec(cluster_port(), 1..=2)],
+    )
+        .prop_map(|(action, peers, ports)| ClusterRule {
+            name: String::new(),
+            action,
+            peers,
+            ports,
+        })
+}
+
+fn subject() -> impl Strategy<Value = Subject> {
+    prop_oneof![
+        selector().prop_map(Subject::Namespaces),
+        (selector(), selector()).prop_map(|(namespace_selector, pod_selector)| Subject::Pods {
+            namespace_selector,
+            pod_selector,
+        }),
+    ]
+}
+
+fn cluster_policy(kind: ClusterPolicyKind, name: String) -> impl Strategy<Value = ClusterPolicy> {
+    let actions = match kind {
+        ClusterPolicyKind::AdminNetworkPolicy => {
+            vec![RuleAction::Allow, RuleAction::Deny, RuleAction::Pass]
+        }
+        ClusterPolicyKind::BaselineAdminNetworkPolicy => vec![RuleAction::Allow, RuleAction::Deny],
+    };
+    (
+        select(PRIORITIES.to_vec()),
+        subject(),
+        vec(cluster_rule(actions.clone()), 0..=3),
+        vec(cluster_rule(actions), 0..=3),
+    )
+        .prop_map(move |(priority, subject, ingress, egress)| ClusterPolicy {
+            kind,
+            name: name.clone(),
+            tier: kind.tier(),
+            priority: match kind {
+                ClusterPolicyKind::AdminNetworkPolicy => priority,
+                ClusterPolicyKind::BaselineAdminNetworkPolicy => 0,
+            },
+            subject,
+            ingress,
+            egress,
+        })
+}
+
+/// Up to three AdminNetworkPolicies and perhaps the BaselineAdminNetworkPolicy.
+fn cluster_policies() -> impl Strategy<Value = Vec<ClusterPolicy>> {
+    let admin = (0..=3usize).prop_flat_map(|n| {
+        (0..n)
+            .map(|i| cluster_policy(ClusterPolicyKind::AdminNetworkPolicy, format!("anp{i}")))
+            .collect::<Vec<_>>()
+    });
+    let baseline = prop::option::of(cluster_policy(
+        ClusterPolicyKind::BaselineAdminNetworkPolicy,
+        "default".to_string(),
+    ));
+    (admin, baseline).prop_map(|(mut policies, baseline)| {
+        policies.extend(baseline);
+        policies
+    })
+}
+
 fn pod_strategy(index: usize) -> impl Strategy<Value = Pod> {
     let container_ports = subsequence(
         vec![
@@ -241,10 +344,14 @@ fn pod_strategy(index: usize) -> impl Strategy<Value = Pod> {
 
 fn cluster_strategy() -> impl Strategy<Value = Cluster> {
     let namespaces = vec(label_map(), NAMESPACES.len());
-    let nodes = vec(subsequence(NODE_ADDRESSES.to_vec(), 0..=2), 2);
+    let nodes = vec(
+        (subsequence(NODE_ADDRESSES.to_vec(), 0..=2), label_map()),
+        2,
+    );
     let pods = (2..=6usize).prop_flat_map(|n| (0..n).map(pod_strategy).collect::<Vec<_>>());
-    let policies = (1..=4usize).prop_flat_map(|n| (0..n).map(network_policy).collect::<Vec<_>>());
-    (namespaces, nodes, pods, policies).prop_map(|(namespaces, nodes, pods, policies)| {
+    let policies = (0..=4usize).prop_flat_map(|n| (0..n).map(network_policy).collect::<Vec<_>>());
+    let tiers = (namespaces, nodes, pods, policies, cluster_policies());
+    tiers.prop_map(|(namespaces, nodes, pods, policies, cluster_policies)| {
         let mut builder = ClusterBuilder::new();
         for (name, labels) in NAMESPACES.iter().zip(&namespaces) {
             let labels: Vec<(&str, &str)> = labels
@@ -253,14 +360,21 @@ fn cluster_strategy() -> impl Strategy<Value = Cluster> {
                 .collect();
             builder = builder.namespace(name, &labels);
         }
-        for (i, addresses) in nodes.iter().enumerate() {
-            builder = builder.node(&format!("node-{i}"), addresses);
+        for (i, (addresses, labels)) in nodes.iter().enumerate() {
+            let labels: Vec<(&str, &str)> = labels
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect();
+            builder = builder.labelled_node(&format!("node-{i}"), addresses, &labels);
         }
         for pod in pods {
             builder = builder.pod(pod);
         }
         for policy in policies {
             builder = builder.policy(policy);
+        }
+        for policy in cluster_policies {
+            builder = builder.cluster_policy(policy);
         }
         builder.build()
     })
