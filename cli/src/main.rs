@@ -50,7 +50,10 @@ fn report(error: anyhow::Error) -> ExitCode {
             .find_subcommand_mut("check")
             .expect("check is a subcommand")
             .clone();
-        check.bin_name("palisadectl check").error(usage.kind, &usage.message).exit();
+        check
+            .bin_name("palisadectl check")
+            .error(usage.kind, &usage.message)
+            .exit();
     }
     // A closed pipe (`palisadectl check ... | head`) is the reader's choice, not an error.
     if error
@@ -59,6 +62,58 @@ fn report(error: anyhow::Error) -> ExitCode {
     {
         return ExitCode::SUCCESS;
     }
-    eprintln!("palisadectl: error: {error:#}");
+    eprintln!("palisadectl: error: {}", message(&error));
     ExitCode::FAILURE
+}
+
+/// The error and its causes, leaving out a cause whose text the message already holds
+/// (many errors here spell out their source themselves).
+fn message(error: &anyhow::Error) -> String {
+    let mut message = error.to_string();
+    for cause in error.chain().skip(1) {
+        let text = cause.to_string();
+        if !message.contains(&text) {
+            message.push_str(": ");
+            message.push_str(&text);
+        }
+    }
+    message
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn check_is_a_subcommand() {
+        let cli = Cli::try_parse_from([
+            "palisadectl",
+            "check",
+            "--manifests",
+            "dir",
+            "--matrix",
+            "--port",
+            "80",
+        ])
+        .unwrap();
+        let Command::Check(args) = cli.command;
+        assert!(args.matrix);
+        assert!(Cli::try_parse_from(["palisadectl", "check"]).is_err());
+        assert!(Cli::try_parse_from(["palisadectl", "frobnicate"]).is_err());
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn messages_do_not_repeat_their_sources() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("cannot read x: {source}")]
+        struct SpellsOut {
+            source: std::io::Error,
+        }
+        let io = || std::io::Error::new(std::io::ErrorKind::NotFound, "gone");
+        let error = anyhow::Error::from(SpellsOut { source: io() });
+        assert_eq!(message(&error), "cannot read x: gone");
+        let error = anyhow::Error::from(io()).context("reading y");
+        assert_eq!(message(&error), "reading y: gone");
+    }
 }
