@@ -21,7 +21,7 @@
 #![no_std]
 
 /// Version of every layout in this file. Part of the pin path (`<pin-path>/v<N>/`).
-pub const ABI_VERSION: u32 = 1;
+pub const ABI_VERSION: u32 = 2;
 
 /// Map names, as the kernel object declares them and as they are pinned.
 pub mod map_names {
@@ -33,8 +33,9 @@ pub mod map_names {
     pub const CONNTRACK: &str = "PALISADE_CT";
     pub const EVENTS: &str = "PALISADE_EVENTS";
     pub const COUNTERS: &str = "PALISADE_COUNTERS";
+    pub const EVENT_BUDGET: &str = "PALISADE_EVENT_BUDGET";
     /// Every pinned map, for cleanup and adoption.
-    pub const ALL: [&str; 8] = [
+    pub const ALL: [&str; 9] = [
         GENERATION,
         NODE_CONFIG,
         ENDPOINTS,
@@ -43,6 +44,7 @@ pub mod map_names {
         CONNTRACK,
         EVENTS,
         COUNTERS,
+        EVENT_BUDGET,
     ];
 }
 
@@ -63,6 +65,8 @@ pub mod capacity {
     pub const POLICY_PER_SLOT: u32 = 262_144;
     /// Tracked connections on one node (LRU).
     pub const CONNTRACK: u32 = 262_144;
+    /// Endpoints with an event budget (LRU).
+    pub const EVENT_BUDGETS: u32 = 16_384;
     /// Event ring buffer size in bytes (power of two, multiple of the page size).
     pub const EVENTS_BYTES: u32 = 1 << 20;
     /// Slots of the per-CPU counter array (reasons in use: [`super::reason::COUNT`]).
@@ -134,9 +138,11 @@ pub mod reason {
     pub const EVENT_DROPPED: u32 = 10;
     /// Non-first IP fragment leaving an endpoint: no ports to decide on, dropped.
     pub const DENIED_FRAGMENT: u32 = 11;
+    /// A flow event was not written: the endpoint used up its event budget.
+    pub const EVENT_RATE_LIMITED: u32 = 12;
     /// Number of counters in use; the map has [`super::capacity::COUNTERS`] slots so
     /// that new reasons need no layout change.
-    pub const COUNT: u32 = 12;
+    pub const COUNT: u32 = 13;
 }
 
 /// Single-element array `PALISADE_GEN`, value type.
@@ -165,6 +171,28 @@ pub struct NodeConfig {
     pub unknown_endpoint_verdict: u32,
     /// Reserved for future flags; zero.
     pub flags: u32,
+    /// Flow events each endpoint may emit per second (token bucket refill rate), so
+    /// that a flooding workload cannot starve the others' events. Zero: no events.
+    pub events_per_second: u32,
+    /// Bucket size: events an endpoint may emit in a burst.
+    pub event_burst: u32,
+}
+
+impl NodeConfig {
+    /// Default event budget per endpoint.
+    pub const DEFAULT_EVENTS_PER_SECOND: u32 = 100;
+    pub const DEFAULT_EVENT_BURST: u32 = 200;
+}
+
+/// LRU hash `PALISADE_EVENT_BUDGET`, key: cgroup id of the endpoint (host byte order);
+/// value: its token bucket. Kernel-only; entries of idle endpoints age out.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EventBudget {
+    /// Tokens left, in millionths of an event (so refills need no division).
+    pub micro_tokens: u64,
+    /// `bpf_ktime_get_ns()` of the last refill.
+    pub refilled_ns: u64,
 }
 
 /// Hash `PALISADE_ENDPOINTS`, key: one cgroup (pod or container) in one slot.
@@ -433,6 +461,7 @@ mod pod {
     unsafe impl aya::Pod for CtKey {}
     unsafe impl aya::Pod for CtValue {}
     unsafe impl aya::Pod for FlowEvent {}
+    unsafe impl aya::Pod for EventBudget {}
 }
 
 #[cfg(test)]
@@ -443,7 +472,8 @@ mod tests {
     #[test]
     fn layouts_have_no_implicit_padding() {
         assert_eq!(size_of::<GenerationWord>(), 4);
-        assert_eq!(size_of::<NodeConfig>(), 8);
+        assert_eq!(size_of::<NodeConfig>(), 16);
+        assert_eq!(size_of::<EventBudget>(), 16);
         assert_eq!(size_of::<EndpointKey>(), 16);
         assert_eq!(size_of::<EndpointInfo>(), 16);
         assert_eq!(size_of::<IpCacheKey>() as u32 * 8, IPCACHE_KEY_BITS);

@@ -43,6 +43,13 @@ enum Command {
         /// Verdict for cgroups under the root that no pod entry covers.
         #[arg(long, value_enum, default_value_t = UnknownEndpoint::Allow)]
         unknown_endpoint: UnknownEndpoint,
+        /// Flow events (denied and audit-denied flows) each endpoint may emit per
+        /// second; more are counted (`event_rate_limited`), not reported.
+        #[arg(long, default_value_t = palisade_abi::NodeConfig::DEFAULT_EVENTS_PER_SECOND)]
+        events_per_second: u32,
+        /// Flow events an endpoint may emit in a burst.
+        #[arg(long, default_value_t = palisade_abi::NodeConfig::DEFAULT_EVENT_BURST)]
+        event_burst: u32,
     },
     /// Remove every link, program and map pinned under --pin-path.
     Cleanup {
@@ -68,6 +75,8 @@ fn main() -> Result<()> {
             pin_path,
             node_name,
             unknown_endpoint,
+            events_per_second,
+            event_burst,
         } => {
             let node_name = match node_name {
                 Some(n) => n,
@@ -84,6 +93,8 @@ fn main() -> Result<()> {
                     UnknownEndpoint::Allow => palisade_abi::verdict::ALLOW,
                     UnknownEndpoint::Deny => palisade_abi::verdict::DENY,
                 },
+                events_per_second,
+                event_burst,
             }))
         }
         Command::Cleanup { pin_path } => {

@@ -31,6 +31,9 @@ pub struct Status {
     /// Pods of this node not enforced yet, with the reason (cgroup missing, outside
     /// the protected root).
     pub pending: Vec<PendingPod>,
+    /// BPF LSM on this node (socket controls need it); `None` if it could not be
+    /// determined.
+    pub lsm: Option<crate::lsm::LsmStatus>,
     /// Packets decided by the kernel programs since the maps were created, by reason.
     pub packets: BTreeMap<&'static str, u64>,
 }

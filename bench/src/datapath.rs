@@ -189,6 +189,8 @@ impl Scenario {
             config: NodeConfig {
                 unknown_endpoint_verdict: u32::from(verdict::ALLOW),
                 flags: 0,
+                events_per_second: NodeConfig::DEFAULT_EVENTS_PER_SECOND,
+                event_burst: NodeConfig::DEFAULT_EVENT_BURST,
             },
             ..Default::default()
         };

@@ -183,7 +183,8 @@ fn decide(ctx: &SkBuffContext, dir: u8) -> i32 {
     events::count(why);
 
     if decision != verdict::ALLOW {
-        events::emit(|e: &mut FlowEvent| {
+        let config = CONFIG.get(slot).copied().unwrap_or_default();
+        events::emit(ep.cgroup_id, &config, |e: &mut FlowEvent| {
             e.cgroup_id = ep.cgroup_id;
             e.local_addr = ct_key.local_addr;
             e.remote_addr = ct_key.remote_addr;

@@ -5,14 +5,14 @@
 //! All maps are pinned by name (the agent pins them under `<pin-path>/v<ABI>/maps/`),
 //! so they outlive the agent process and a restarted agent adopts them. Writers:
 //! - user space only: GEN, CONFIG, ENDPOINTS, IPCACHE, POLICY;
-//! - kernel only: CT (user space may read and delete), EVENTS, COUNTERS.
+//! - kernel only: CT (user space may read and delete), EVENTS, COUNTERS, EVENT_BUDGET.
 
 use aya_ebpf::{
     macros::map,
     maps::{Array, HashMap, LpmTrie, LruHashMap, PerCpuArray, RingBuf},
 };
 use palisade_abi::{
-    CtKey, CtValue, EndpointInfo, EndpointKey, GenerationWord, IpCacheKey, IpCacheValue,
+    CtKey, CtValue, EndpointInfo, EventBudget, EndpointKey, GenerationWord, IpCacheKey, IpCacheValue,
     NodeConfig, PolicyKey, PolicyValue, capacity,
 };
 
@@ -48,6 +48,11 @@ pub static CT: LruHashMap<CtKey, CtValue> = LruHashMap::pinned(capacity::CONNTRA
 /// Flow events (denied and audit-denied new flows) for the agent.
 #[map(name = "PALISADE_EVENTS")]
 pub static EVENTS: RingBuf = RingBuf::pinned(capacity::EVENTS_BYTES, 0);
+
+/// Per-endpoint token buckets limiting flow events (see `events::emit`).
+#[map(name = "PALISADE_EVENT_BUDGET")]
+pub static EVENT_BUDGET: LruHashMap<u64, EventBudget> =
+    LruHashMap::pinned(capacity::EVENT_BUDGETS, 0);
 
 /// Packet counters per `palisade_abi::reason`.
 #[map(name = "PALISADE_COUNTERS")]

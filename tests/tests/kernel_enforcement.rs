@@ -48,12 +48,16 @@ fn node_manifest() -> String {
 }
 
 fn start_agent(lab: &Lab, dir: &ManifestDir) -> Result<Agent> {
+    start_agent_with(lab, dir, &[])
+}
+
+fn start_agent_with(lab: &Lab, dir: &ManifestDir, extra_args: &[&str]) -> Result<Agent> {
     let mut agent = Agent::start(AgentOptions {
         id: lab.id(),
         manifests: dir.path(),
         cgroup_root: lab.cgroup_root(),
         node_name: NODE,
-        extra_args: &[],
+        extra_args,
     })?;
     agent.wait_ready(READY_TIMEOUT)?;
     Ok(agent)
@@ -128,6 +132,10 @@ struct Fence {
 
 /// tenant/client (fenced), tenant/allowed and tenant/denied servers, node-1.
 fn fence(prefix: &str) -> Result<Fence> {
+    fence_with(prefix, &[])
+}
+
+fn fence_with(prefix: &str, agent_args: &[&str]) -> Result<Fence> {
     let (lab, pods) = lab_with(prefix, &[("client", 10), ("allowed", 20), ("denied", 30)])?;
     let [client, allowed, denied] = <[PodHandle; 3]>::try_from(pods).expect("three pods");
     for server in [&allowed, &denied, &client] {
@@ -159,7 +167,7 @@ fn fence(prefix: &str) -> Result<Fence> {
     ));
     dir.write("cluster.yaml", &cluster)?;
     dir.write("policy.yaml", CLIENT_POLICY)?;
-    let agent = start_agent(&lab, &dir)?;
+    let agent = start_agent_with(&lab, &dir, agent_args)?;
     Ok(Fence {
         lab,
         client,
@@ -652,4 +660,59 @@ fn an_established_connection_stops_when_policy_now_denies_it() -> Result<()> {
             false,
         )],
     )
+}
+
+#[test]
+fn flow_events_name_the_pod_and_are_rate_limited_per_endpoint() -> Result<()> {
+    let f = fence_with(
+        "pl-events",
+        &[
+            "--log-json",
+            "--events-per-second",
+            "5",
+            "--event-burst",
+            "10",
+        ],
+    )?;
+    // 60 denied datagrams, each from a new socket: 60 new flows, 60 denials.
+    let flood: Vec<ProbeSpec> = (0..60)
+        .map(|_| udp(&f.client, f.denied.ips()[0], 53))
+        .collect();
+    let start = std::time::Instant::now();
+    let results = f.lab.probe_all(&flood)?;
+    let elapsed = start.elapsed().as_secs_f64();
+    ensure!(
+        results.iter().all(|r| !r.allowed()),
+        "a denied datagram passed"
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let events: Vec<serde_json::Value> = f
+        .agent
+        .log()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|e| e["event"] == "flow")
+        .collect();
+    ensure!(!events.is_empty(), "no flow events:\n{}", f.agent.log());
+    let e = &events[0];
+    ensure!(
+        e["verdict"] == "deny" && e["pod"] == "tenant/client" && e["direction"] == "egress",
+        "unexpected event {e}"
+    );
+    // At most the burst plus what the rate refilled while flooding (with slack).
+    let budget = 10.0 + 5.0 * (elapsed + 1.0);
+    ensure!(
+        (events.len() as f64) <= budget,
+        "{} events for one endpoint in {elapsed:.1}s exceed its budget of {budget:.0}",
+        events.len()
+    );
+    let limited = f.agent.status()?["packets"]["event_rate_limited"]
+        .as_u64()
+        .unwrap_or(0);
+    ensure!(
+        limited > 0,
+        "no event was rate-limited: {}",
+        f.agent.status()?
+    );
+    Ok(())
 }

@@ -38,6 +38,7 @@ pub const REASON_NAMES: [&str; palisade_abi::reason::COUNT as usize] = [
     "conntrack_insert_failed",
     "event_dropped",
     "denied_fragment",
+    "event_rate_limited",
 ];
 
 pub struct Datapath {

@@ -34,6 +34,9 @@ pub struct Options {
     pub pin_path: PathBuf,
     pub node_name: String,
     pub unknown_endpoint_verdict: u8,
+    /// Flow events each endpoint may emit per second, and in a burst.
+    pub events_per_second: u32,
+    pub event_burst: u32,
 }
 
 pub async fn run(opts: Options) -> Result<()> {
@@ -51,6 +54,24 @@ pub async fn run(opts: Options) -> Result<()> {
     let layout = PinLayout::new(&opts.pin_path);
     let mut datapath = Datapath::load(&layout)?;
 
+    let lsm = match crate::lsm::detect() {
+        Ok(lsm) => {
+            if lsm.bpf_lsm_active {
+                tracing::info!(active = %lsm.active.join(","), "BPF LSM is active");
+            } else {
+                tracing::warn!(
+                    active = %lsm.active.join(","),
+                    "BPF LSM is not active on this node (add `bpf` to the kernel's lsm= list): \
+                     raw and AF_PACKET socket controls cannot be enforced here"
+                );
+            }
+            Some(lsm)
+        }
+        Err(e) => {
+            tracing::warn!(error = %format!("{e:#}"), "could not determine whether BPF LSM is active");
+            None
+        }
+    };
     let shared = Shared::default();
     *shared.status.write().expect("status lock") = Status {
         node: opts.node_name.clone(),
@@ -58,6 +79,7 @@ pub async fn run(opts: Options) -> Result<()> {
         pin_path: opts.pin_path.display().to_string(),
         cgroup_root: root.display().to_string(),
         generation: datapath.tables.current_generation()?,
+        lsm,
         ..Default::default()
     };
     let mut health = tokio::spawn(health::serve(opts.health_addr, shared.clone()));
@@ -85,6 +107,8 @@ pub async fn run(opts: Options) -> Result<()> {
         NodeConfig {
             unknown_endpoint_verdict: u32::from(opts.unknown_endpoint_verdict),
             flags: 0,
+            events_per_second: opts.events_per_second,
+            event_burst: opts.event_burst,
         },
     );
     let mut attached = false;
