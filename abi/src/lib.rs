@@ -34,8 +34,9 @@ pub mod map_names {
     pub const EVENTS: &str = "PALISADE_EVENTS";
     pub const COUNTERS: &str = "PALISADE_COUNTERS";
     pub const EVENT_BUDGET: &str = "PALISADE_EVENT_BUDGET";
+    pub const LOCAL_ADDRS: &str = "PALISADE_LOCAL_ADDRS";
     /// Every pinned map, for cleanup and adoption.
-    pub const ALL: [&str; 9] = [
+    pub const ALL: [&str; 10] = [
         GENERATION,
         NODE_CONFIG,
         ENDPOINTS,
@@ -45,6 +46,7 @@ pub mod map_names {
         EVENTS,
         COUNTERS,
         EVENT_BUDGET,
+        LOCAL_ADDRS,
     ];
 }
 
@@ -52,6 +54,8 @@ pub mod map_names {
 pub mod program_names {
     pub const SKB_EGRESS: &str = "palisade_egress";
     pub const SKB_INGRESS: &str = "palisade_ingress";
+    pub const CONNECT4: &str = "palisade_connect4";
+    pub const CONNECT6: &str = "palisade_connect6";
 }
 
 /// Capacities. Doubled where a table is slotted, since both slots may be full during a
@@ -63,6 +67,8 @@ pub mod capacity {
     pub const IPCACHE_PER_SLOT: u32 = 262_144;
     /// Policy entries on one node, per slot.
     pub const POLICY_PER_SLOT: u32 = 262_144;
+    /// Addresses of local endpoints, per slot (IPv4 and IPv6 per pod).
+    pub const LOCAL_ADDRS_PER_SLOT: u32 = 2 * ENDPOINTS_PER_SLOT;
     /// Tracked connections on one node (LRU).
     pub const CONNTRACK: u32 = 262_144;
     /// Endpoints with an event budget (LRU).
@@ -232,6 +238,19 @@ pub struct EndpointInfo {
     pub flags: u32,
     /// Zero.
     pub _pad: u32,
+}
+
+/// Hash `PALISADE_LOCAL_ADDRS`, key: an address of a local endpoint, in one slot.
+/// Value: the cgroup id (`u64`, host byte order) of the endpoint that owns it.
+///
+/// The socket hooks use it to recognise a pod connecting to its own address (which
+/// travels over loopback and is never blocked) without a route lookup.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct LocalAddrKey {
+    pub slot: u32,
+    /// IPv6 or IPv4-mapped address, network byte order.
+    pub addr: [u8; 16],
 }
 
 /// Length in bits of the data part of an [`IpCacheKey`] (slot + address).
@@ -462,6 +481,7 @@ mod pod {
     unsafe impl aya::Pod for CtValue {}
     unsafe impl aya::Pod for FlowEvent {}
     unsafe impl aya::Pod for EventBudget {}
+    unsafe impl aya::Pod for LocalAddrKey {}
 }
 
 #[cfg(test)]
@@ -474,6 +494,7 @@ mod tests {
         assert_eq!(size_of::<GenerationWord>(), 4);
         assert_eq!(size_of::<NodeConfig>(), 16);
         assert_eq!(size_of::<EventBudget>(), 16);
+        assert_eq!(size_of::<LocalAddrKey>(), 20);
         assert_eq!(size_of::<EndpointKey>(), 16);
         assert_eq!(size_of::<EndpointInfo>(), 16);
         assert_eq!(size_of::<IpCacheKey>() as u32 * 8, IPCACHE_KEY_BITS);

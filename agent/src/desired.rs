@@ -9,9 +9,11 @@ use palisade_abi::{
     EndpointInfo, IpCacheValue, NodeConfig, PolicyKey, PolicyValue, endpoint_flags,
     ipcache_prefix_len, reserved,
 };
+use palisade_policy::compile::abi_address;
 use palisade_policy::compile::tables::{CompiledCluster, IpCacheEntry, PolicyEntry};
 use palisade_policy::model::ObjectRef;
 use std::collections::BTreeMap;
+use std::net::IpAddr;
 
 /// An ip cache prefix: 16-byte address (IPv4-mapped for IPv4) and the number of
 /// significant address bits (96 + n for an IPv4 /n).
@@ -26,16 +28,20 @@ pub struct DesiredState {
     pub config: NodeConfig,
     /// cgroup id -> endpoint.
     pub endpoints: BTreeMap<u64, EndpointInfo>,
+    /// Address (16-byte form) of a local endpoint -> its cgroup id.
+    pub local_addrs: BTreeMap<[u8; 16], u64>,
     pub ipcache: BTreeMap<IpPrefix, IpCacheValue>,
     pub policy: BTreeMap<PolicyRow, PolicyValue>,
 }
 
 /// Builds the node's desired state. `cgroup_ids` maps the pods of this node whose
 /// cgroup exists to its id; endpoints without one are left out (they are pending).
+/// `pod_ips` gives the addresses of pods, for the socket hooks' own-address check.
 pub fn build(
     compiled: &CompiledCluster,
     node: &str,
     cgroup_ids: &BTreeMap<ObjectRef, u64>,
+    pod_ips: &BTreeMap<ObjectRef, Vec<IpAddr>>,
     config: NodeConfig,
 ) -> DesiredState {
     let mut state = DesiredState {
@@ -67,6 +73,9 @@ pub fn build(
         }
         if ep.enforce_egress {
             flags |= endpoint_flags::ENFORCE_EGRESS;
+        }
+        for ip in pod_ips.get(&ep.pod).into_iter().flatten() {
+            state.local_addrs.insert(abi_address(*ip), cgroup_id);
         }
         state.endpoints.insert(
             cgroup_id,

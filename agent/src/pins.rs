@@ -3,7 +3,8 @@
 //!
 //! ```text
 //! <pin-path>/v<ABI>/maps/<MAP_NAME>          every map (aya pins them by name)
-//! <pin-path>/v<ABI>/links/cg<ID>-<direction>  the cgroup links, per protected root
+//! <pin-path>/v<ABI>/links/cg<ID>-<hook>       the cgroup links (egress, ingress, connect4,
+//!                                           connect6), per protected root
 //! ```
 //!
 //! A pinned link keeps its program attached after the agent exits (also after

@@ -5,7 +5,10 @@
 //! the socket's cgroup up to the root that has an entry in `PALISADE_ENDPOINTS`: a pod
 //! entry covers its containers and any cgroup a workload creates below them.
 
-use aya_ebpf::{helpers::generated::bpf_skb_ancestor_cgroup_id, programs::SkBuffContext};
+use aya_ebpf::{
+    helpers::generated::{bpf_get_current_ancestor_cgroup_id, bpf_skb_ancestor_cgroup_id},
+    programs::SkBuffContext,
+};
 use palisade_abi::{EndpointInfo, EndpointKey, capacity::MAX_CGROUP_LEVEL};
 
 use crate::maps::ENDPOINTS;
@@ -18,16 +21,30 @@ pub struct Endpoint {
     pub info: EndpointInfo,
 }
 
-#[inline(always)]
-fn ancestor(ctx: &SkBuffContext, level: i32) -> u64 {
-    // SAFETY: the helper only reads the skb's socket cgroup; the pointer is the
-    // program's context.
-    unsafe { bpf_skb_ancestor_cgroup_id(ctx.skb.skb, level) }
-}
-
 /// The endpoint of this packet's socket cgroup in `slot`, if any.
 #[inline(always)]
 pub fn resolve(ctx: &SkBuffContext, slot: u32) -> Option<Endpoint> {
+    // SAFETY: the helper only reads the skb's socket cgroup; the pointer is the
+    // program's context.
+    resolve_with(
+        |level| unsafe { bpf_skb_ancestor_cgroup_id(ctx.skb.skb, level) },
+        slot,
+    )
+}
+
+/// The endpoint of the current task's cgroup in `slot`, if any (socket hooks run in
+/// the calling process).
+#[inline(always)]
+pub fn resolve_current(slot: u32) -> Option<Endpoint> {
+    // SAFETY: plain helper call on the current task.
+    resolve_with(
+        |level| unsafe { bpf_get_current_ancestor_cgroup_id(level) },
+        slot,
+    )
+}
+
+#[inline(always)]
+fn resolve_with(ancestor: impl Fn(i32) -> u64, slot: u32) -> Option<Endpoint> {
     // The helper returns 0 for levels deeper than the cgroup's own, so the deepest
     // valid level is found by binary search (invariant: ancestor(low) != 0; level 0 is
     // the root and always exists).
@@ -38,7 +55,7 @@ pub fn resolve(ctx: &SkBuffContext, slot: u32) -> Option<Endpoint> {
             break;
         }
         let mid = (low + high + 1) / 2;
-        if ancestor(ctx, mid) != 0 {
+        if ancestor(mid) != 0 {
             low = mid;
         } else {
             high = mid - 1;
@@ -50,7 +67,7 @@ pub fn resolve(ctx: &SkBuffContext, slot: u32) -> Option<Endpoint> {
         if level < 0 {
             break;
         }
-        let cgroup_id = ancestor(ctx, level);
+        let cgroup_id = ancestor(level);
         let key = EndpointKey {
             cgroup_id,
             slot,

@@ -12,22 +12,24 @@
 //!    allowed; an allowed flow is tracked so its replies pass in both directions;
 //! 4. denied (and audit-denied) new flows become events in `PALISADE_EVENTS`.
 //!
+//! `connect.rs` adds `cgroup/connect4` and `connect6` hooks that refuse a denied TCP
+//! connection at the socket (EPERM at once), with the same decision (`verdict.rs`).
+//!
 //! All tables are read in the slot the generation word names, so a table update
 //! published by the agent takes effect for every packet at once.
 #![no_std]
 #![no_main]
 
+mod connect;
 mod endpoint;
 mod events;
 mod lookup;
 mod maps;
 mod packet;
+mod verdict;
 
 use aya_ebpf::{macros::cgroup_skb, programs::SkBuffContext};
-use palisade_abi::{
-    CtKey, CtValue, FlowEvent, RULE_REF_DEFAULT, direction, endpoint_flags, reason, reserved,
-    verdict,
-};
+use palisade_abi::{CtKey, CtValue, FlowEvent, direction, reason, verdict as verdicts};
 
 use crate::maps::{CONFIG, CT, GEN};
 
@@ -113,8 +115,8 @@ fn decide(ctx: &SkBuffContext, dir: u8) -> i32 {
         let unknown = CONFIG
             .get(slot)
             .map(|c| c.unknown_endpoint_verdict)
-            .unwrap_or(verdict::DENY as u32);
-        if unknown == verdict::ALLOW as u32 {
+            .unwrap_or(verdicts::DENY as u32);
+        if unknown == verdicts::ALLOW as u32 {
             return PASS;
         }
         if tracked.is_some() {
@@ -129,60 +131,19 @@ fn decide(ctx: &SkBuffContext, dir: u8) -> i32 {
         return DROP;
     }
 
-    let enforced = if flow_dir == direction::EGRESS {
-        endpoint_flags::ENFORCE_EGRESS
-    } else {
-        endpoint_flags::ENFORCE_INGRESS
-    };
-    let mut peer_identity = reserved::ANY;
-    let (decision, rule_ref, why) = if ep.info.flags & enforced == 0 {
-        (verdict::ALLOW, RULE_REF_DEFAULT, reason::ALLOWED_NOT_ISOLATED)
-    } else {
-        peer_identity = lookup::identity_of(slot, ct_key.remote_addr);
-        let host = peer_identity == reserved::HOST;
-        let entry = if host {
-            // The node itself: allowed unless its own table says otherwise (cluster
-            // policies may deny egress to nodes); never the table for every peer.
-            lookup::peer_verdict(
-                slot,
-                ep.info.policy_id,
-                peer_identity,
-                flow_dir,
-                pkt.protocol,
-                flow_port,
-            )
-        } else {
-            lookup::policy_verdict(
-                slot,
-                ep.info.policy_id,
-                peer_identity,
-                flow_dir,
-                pkt.protocol,
-                flow_port,
-            )
-        };
-        match entry {
-            Some(v) if v.verdict == verdict::ALLOW => {
-                let why = if v.rule_ref != RULE_REF_DEFAULT {
-                    reason::ALLOWED_POLICY
-                } else if host {
-                    reason::ALLOWED_ALWAYS
-                } else {
-                    reason::ALLOWED_NOT_ISOLATED
-                };
-                (verdict::ALLOW, v.rule_ref, why)
-            }
-            Some(v) if v.verdict == verdict::AUDIT_DENY => {
-                (verdict::AUDIT_DENY, v.rule_ref, reason::AUDIT_DENIED)
-            }
-            Some(v) => (verdict::DENY, v.rule_ref, reason::DENIED_POLICY),
-            None if host => (verdict::ALLOW, RULE_REF_DEFAULT, reason::ALLOWED_ALWAYS),
-            None => (verdict::DENY, RULE_REF_DEFAULT, reason::DENIED_NO_ENTRY),
-        }
-    };
+    let d = verdict::decide_flow(
+        slot,
+        &ep.info,
+        ct_key.remote_addr,
+        flow_dir,
+        pkt.protocol,
+        flow_port,
+    );
+    let (decision, rule_ref, why, peer_identity) =
+        (d.verdict, d.rule_ref, d.reason, d.peer_identity);
     events::count(why);
 
-    if decision != verdict::ALLOW {
+    if decision != verdicts::ALLOW {
         let config = CONFIG.get(slot).copied().unwrap_or_default();
         events::emit(ep.cgroup_id, &config, |e: &mut FlowEvent| {
             e.cgroup_id = ep.cgroup_id;
@@ -201,7 +162,7 @@ fn decide(ctx: &SkBuffContext, dir: u8) -> i32 {
             e.generation = generation;
         });
     }
-    if decision == verdict::DENY {
+    if decision == verdicts::DENY {
         if tracked.is_some() {
             let _ = CT.remove(&ct_key);
         }

@@ -4,7 +4,7 @@
 //!
 //! All maps are pinned by name (the agent pins them under `<pin-path>/v<ABI>/maps/`),
 //! so they outlive the agent process and a restarted agent adopts them. Writers:
-//! - user space only: GEN, CONFIG, ENDPOINTS, IPCACHE, POLICY;
+//! - user space only: GEN, CONFIG, ENDPOINTS, LOCAL_ADDRS, IPCACHE, POLICY;
 //! - kernel only: CT (user space may read and delete), EVENTS, COUNTERS, EVENT_BUDGET.
 
 use aya_ebpf::{
@@ -12,8 +12,8 @@ use aya_ebpf::{
     maps::{Array, HashMap, LpmTrie, LruHashMap, PerCpuArray, RingBuf},
 };
 use palisade_abi::{
-    CtKey, CtValue, EndpointInfo, EventBudget, EndpointKey, GenerationWord, IpCacheKey, IpCacheValue,
-    NodeConfig, PolicyKey, PolicyValue, capacity,
+    CtKey, CtValue, EndpointInfo, EndpointKey, EventBudget, GenerationWord, IpCacheKey,
+    IpCacheValue, LocalAddrKey, NodeConfig, PolicyKey, PolicyValue, capacity,
 };
 
 /// Index 0: the generation the programs read; slot = generation & 1.
@@ -28,6 +28,11 @@ pub static CONFIG: Array<NodeConfig> = Array::pinned(2, 0);
 #[map(name = "PALISADE_ENDPOINTS")]
 pub static ENDPOINTS: HashMap<EndpointKey, EndpointInfo> =
     HashMap::pinned(2 * capacity::ENDPOINTS_PER_SLOT, 0);
+
+/// (slot, address of a local endpoint) -> cgroup id of that endpoint.
+#[map(name = "PALISADE_LOCAL_ADDRS")]
+pub static LOCAL_ADDRS: HashMap<LocalAddrKey, u64> =
+    HashMap::pinned(2 * capacity::LOCAL_ADDRS_PER_SLOT, 0);
 
 /// (slot, address prefix) -> identity.
 #[map(name = "PALISADE_IPCACHE")]

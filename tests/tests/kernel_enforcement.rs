@@ -225,6 +225,25 @@ fn restricted_pod_reaches_only_allowed_peers_v4_and_v6() -> Result<()> {
             ),
         ]);
     }
+    // An IPv6 socket connecting to an IPv4-mapped address gets the IPv4 verdict.
+    let mapped = |ip: IpAddr| -> IpAddr {
+        match ip {
+            IpAddr::V4(v4) => IpAddr::V6(v4.to_ipv6_mapped()),
+            other => other,
+        }
+    };
+    cases.extend([
+        (
+            "v4-mapped client -> allowed tcp/80".to_string(),
+            tcp(c, mapped(a.ips()[0]), 80),
+            true,
+        ),
+        (
+            "v4-mapped client -> denied tcp/80".to_string(),
+            tcp(c, mapped(d.ips()[0]), 80),
+            false,
+        ),
+    ]);
     let cases: Vec<(&str, ProbeSpec, bool)> = cases
         .iter()
         .map(|(w, s, e)| (w.as_str(), s.clone(), *e))
@@ -235,9 +254,9 @@ fn restricted_pod_reaches_only_allowed_peers_v4_and_v6() -> Result<()> {
 #[test]
 fn how_denials_look_to_the_caller() -> Result<()> {
     let f = fence("pl-deny")?;
-    // A datagram dropped at egress fails the send at once (EPERM); a dropped TCP SYN
-    // is retransmitted until the caller's timeout (the connect4/6 hooks of the
-    // datapath turn it into EPERM); an ingress drop is silent.
+    // A datagram dropped at egress fails the send at once (EPERM); a denied TCP
+    // connect is refused at the socket by the connect4/6 hooks (EPERM at once); an
+    // ingress drop is silent (the caller times out).
     let out = f.lab.probe_all(&[
         udp(&f.client, f.denied.ips()[0], 53),
         tcp(&f.client, f.denied.ips()[0], 80),
@@ -249,7 +268,7 @@ fn how_denials_look_to_the_caller() -> Result<()> {
         out[0]
     );
     ensure!(
-        out[1].outcome == Outcome::TimedOut,
+        out[1].outcome == Outcome::PermissionDenied && out[1].elapsed < Duration::from_millis(100),
         "tcp egress deny: {:?}",
         out[1]
     );

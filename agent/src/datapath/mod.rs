@@ -14,7 +14,9 @@ use crate::ebpf_object;
 use crate::pins::PinLayout;
 use anyhow::{Context, Result};
 use aya::maps::{MapData, PerCpuArray, RingBuf};
-use aya::programs::{CgroupAttachMode, CgroupSkb, CgroupSkbAttachType, links::FdLink};
+use aya::programs::{
+    CgroupAttachMode, CgroupSkb, CgroupSkbAttachType, CgroupSockAddr, links::FdLink,
+};
 use aya::{Ebpf, EbpfLoader};
 use palisade_abi::{map_names, program_names};
 use std::os::fd::AsFd;
@@ -103,10 +105,13 @@ impl Datapath {
             }
         };
         for name in [program_names::SKB_EGRESS, program_names::SKB_INGRESS] {
-            let program: &mut CgroupSkb = ebpf
-                .program_mut(name)
-                .with_context(|| format!("program {name} missing from the kernel object"))?
-                .try_into()?;
+            let program: &mut CgroupSkb = program_mut(&mut ebpf, name)?;
+            program
+                .load()
+                .with_context(|| format!("verifying and loading program {name}"))?;
+        }
+        for name in [program_names::CONNECT4, program_names::CONNECT6] {
+            let program: &mut CgroupSockAddr = program_mut(&mut ebpf, name)?;
             program
                 .load()
                 .with_context(|| format!("verifying and loading program {name}"))?;
@@ -115,6 +120,7 @@ impl Datapath {
             generation: take_map(&mut ebpf, map_names::GENERATION)?,
             config: take_map(&mut ebpf, map_names::NODE_CONFIG)?,
             endpoints: take_map(&mut ebpf, map_names::ENDPOINTS)?,
+            local_addrs: take_map(&mut ebpf, map_names::LOCAL_ADDRS)?,
             ipcache: take_map(&mut ebpf, map_names::IPCACHE)?,
             policy: take_map(&mut ebpf, map_names::POLICY)?,
             shadow: [None, None],
@@ -130,7 +136,7 @@ impl Datapath {
         })
     }
 
-    /// Attaches both programs at `cgroup_root` (id `cgroup_id`), or swaps them into
+    /// Attaches every program at `cgroup_root` (id `cgroup_id`), or swaps them into
     /// the links a previous agent pinned there.
     pub fn attach(
         &mut self,
@@ -138,8 +144,11 @@ impl Datapath {
         cgroup_root: &Path,
         cgroup_id: u64,
     ) -> Result<Vec<(&'static str, Attachment)>> {
+        let cgroup = std::fs::File::open(cgroup_root)
+            .with_context(|| format!("opening cgroup {}", cgroup_root.display()))?;
+        let at = |name: &str| format!("attaching {name} to cgroup {}", cgroup_root.display());
         let mut done = Vec::new();
-        for (name, attach_type, direction) in [
+        for (name, attach_type, hook) in [
             (
                 program_names::SKB_EGRESS,
                 CgroupSkbAttachType::Egress,
@@ -151,29 +160,56 @@ impl Datapath {
                 "ingress",
             ),
         ] {
-            let program: &mut CgroupSkb = self
-                .ebpf
-                .program_mut(name)
-                .with_context(|| format!("program {name} missing"))?
-                .try_into()?;
-            let pin = layout.link(cgroup_id, direction);
-            if pin.exists() {
+            let program: &mut CgroupSkb = program_mut(&mut self.ebpf, name)?;
+            let pin = layout.link(cgroup_id, hook);
+            let how = if pin.exists() {
                 links::replace_program(&pin, program.fd()?.as_fd())?;
-                done.push((direction, Attachment::Replaced));
-                continue;
-            }
-            let cgroup = std::fs::File::open(cgroup_root)
-                .with_context(|| format!("opening cgroup {}", cgroup_root.display()))?;
-            let link_id = program
-                .attach(&cgroup, attach_type, CgroupAttachMode::Single)
-                .with_context(|| format!("attaching {name} to cgroup {}", cgroup_root.display()))?;
-            let link: FdLink = program.take_link(link_id)?.try_into()?;
-            link.pin(&pin)
-                .with_context(|| format!("pinning link {}", pin.display()))?;
-            done.push((direction, Attachment::Attached));
+                Attachment::Replaced
+            } else {
+                let id = program
+                    .attach(&cgroup, attach_type, CgroupAttachMode::Single)
+                    .with_context(|| at(name))?;
+                pin_link(program.take_link(id)?.try_into()?, &pin)?;
+                Attachment::Attached
+            };
+            done.push((hook, how));
+        }
+        for (name, hook) in [
+            (program_names::CONNECT4, "connect4"),
+            (program_names::CONNECT6, "connect6"),
+        ] {
+            let program: &mut CgroupSockAddr = program_mut(&mut self.ebpf, name)?;
+            let pin = layout.link(cgroup_id, hook);
+            let how = if pin.exists() {
+                links::replace_program(&pin, program.fd()?.as_fd())?;
+                Attachment::Replaced
+            } else {
+                let id = program
+                    .attach(&cgroup, CgroupAttachMode::Single)
+                    .with_context(|| at(name))?;
+                pin_link(program.take_link(id)?.try_into()?, &pin)?;
+                Attachment::Attached
+            };
+            done.push((hook, how));
         }
         Ok(done)
     }
+}
+
+fn pin_link(link: FdLink, pin: &Path) -> Result<()> {
+    link.pin(pin)
+        .with_context(|| format!("pinning link {}", pin.display()))?;
+    Ok(())
+}
+
+fn program_mut<'a, T>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut T>
+where
+    &'a mut T: TryFrom<&'a mut aya::programs::Program, Error = aya::programs::ProgramError>,
+{
+    let program = ebpf
+        .program_mut(name)
+        .with_context(|| format!("program {name} missing from the kernel object"))?;
+    Ok(program.try_into()?)
 }
 
 fn take_map<T>(ebpf: &mut Ebpf, name: &str) -> Result<T>

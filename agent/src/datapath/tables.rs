@@ -9,8 +9,8 @@ use crate::desired::{self, DesiredState, IpPrefix, PolicyRow};
 use anyhow::{Context, Result};
 use aya::maps::{Array, HashMap, LpmTrie, MapData, lpm_trie::Key};
 use palisade_abi::{
-    EndpointInfo, EndpointKey, GenerationWord, IpCacheKey, IpCacheValue, NodeConfig, PolicyKey,
-    PolicyValue, ipcache_prefix_len,
+    EndpointInfo, EndpointKey, GenerationWord, IpCacheKey, IpCacheValue, LocalAddrKey, NodeConfig,
+    PolicyKey, PolicyValue, ipcache_prefix_len,
 };
 use std::collections::BTreeMap;
 
@@ -18,6 +18,7 @@ pub struct TableWriter {
     pub(super) generation: Array<MapData, GenerationWord>,
     pub(super) config: Array<MapData, NodeConfig>,
     pub(super) endpoints: HashMap<MapData, EndpointKey, EndpointInfo>,
+    pub(super) local_addrs: HashMap<MapData, LocalAddrKey, u64>,
     pub(super) ipcache: LpmTrie<MapData, IpCacheKey, IpCacheValue>,
     pub(super) policy: LpmTrie<MapData, PolicyKey, PolicyValue>,
     /// What each slot holds, once known.
@@ -58,6 +59,12 @@ impl TableWriter {
                 .context("PALISADE_ENDPOINTS delete")?;
             stats.deleted += 1;
         }
+        for addr in removed(&old.local_addrs, &desired.local_addrs) {
+            self.local_addrs
+                .remove(&LocalAddrKey { slot, addr })
+                .context("PALISADE_LOCAL_ADDRS delete")?;
+            stats.deleted += 1;
+        }
         for prefix in removed(&old.ipcache, &desired.ipcache) {
             self.ipcache
                 .remove(&ipcache_key(slot, prefix))
@@ -74,6 +81,12 @@ impl TableWriter {
             self.endpoints
                 .insert(endpoint_key(cgroup_id, slot), value, 0)
                 .context("PALISADE_ENDPOINTS insert (table full?)")?;
+            stats.written += 1;
+        }
+        for (&addr, cgroup_id) in changed(&old.local_addrs, &desired.local_addrs) {
+            self.local_addrs
+                .insert(LocalAddrKey { slot, addr }, cgroup_id, 0)
+                .context("PALISADE_LOCAL_ADDRS insert (table full?)")?;
             stats.written += 1;
         }
         for (&prefix, value) in changed(&old.ipcache, &desired.ipcache) {
@@ -120,6 +133,12 @@ impl TableWriter {
             let (key, value) = item.context("iterating PALISADE_ENDPOINTS")?;
             if key.slot == slot {
                 state.endpoints.insert(key.cgroup_id, value);
+            }
+        }
+        for item in self.local_addrs.iter() {
+            let (key, cgroup_id) = item.context("iterating PALISADE_LOCAL_ADDRS")?;
+            if key.slot == slot {
+                state.local_addrs.insert(key.addr, cgroup_id);
             }
         }
         for item in self.ipcache.iter() {

@@ -11,6 +11,7 @@ use palisade_abi::{EndpointInfo, NodeConfig};
 use palisade_policy::compile::{self, tables::CompiledCluster};
 use palisade_policy::model::ObjectRef;
 use std::collections::BTreeMap;
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -22,6 +23,8 @@ pub struct Reconciler {
     pub config: NodeConfig,
     /// Last manifests that compiled, with their hash.
     compiled: Option<(String, Arc<CompiledCluster>)>,
+    /// Addresses of the pods of those manifests.
+    pod_ips: BTreeMap<ObjectRef, Vec<IpAddr>>,
     /// What was last published.
     published: Option<DesiredState>,
     /// The agent's own cgroup id, when it lies below the protected root.
@@ -64,6 +67,7 @@ impl Reconciler {
             cgroup_root,
             config,
             compiled: None,
+            pod_ips: BTreeMap::new(),
             published: None,
             own_cgroup,
         }
@@ -88,11 +92,22 @@ impl Reconciler {
                 }
             }
             let compiled = compile::compile(&cluster);
+            self.pod_ips = cluster
+                .pods
+                .iter()
+                .map(|(pod, p)| (pod.clone(), p.ips.clone()))
+                .collect();
             self.compiled = Some((set.hash.clone(), Arc::new(compiled)));
         }
         let (applied_hash, compiled) = self.compiled.clone().expect("set above");
         let (cgroup_ids, pending) = self.resolve_cgroups(&compiled);
-        let mut desired = desired::build(&compiled, &self.node, &cgroup_ids, self.config);
+        let mut desired = desired::build(
+            &compiled,
+            &self.node,
+            &cgroup_ids,
+            &self.pod_ips,
+            self.config,
+        );
         if let Some(own) = self.own_cgroup {
             // The agent's own cgroup is never enforced, whatever the unknown-endpoint
             // default: an entry with no enforcement flags.
