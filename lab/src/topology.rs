@@ -55,6 +55,13 @@ pub(crate) fn add_bridge_address(
     add_address(node_netns, BRIDGE, address, prefix_lens)
 }
 
+/// Gives the bridge a further address as a host route (/32 or /128): no
+/// subnet of its own, reachable from pods through their default route.
+pub(crate) fn add_bridge_host_address(node_netns: &str, address: IpAddr) -> Result<()> {
+    let full = PrefixLens { v4: 32, v6: 128 };
+    add_address(node_netns, BRIDGE, address, full)
+}
+
 /// Creates the veth pair `peer` (in the node namespace, on the bridge) /
 /// `eth0` (in the pod namespace), addresses `eth0` and brings the pod's
 /// interfaces up.

@@ -140,6 +140,50 @@ fn node_addresses_set_later_route_existing_pods() -> anyhow::Result<()> {
 }
 
 #[test]
+fn further_node_addresses_answer_from_the_address_asked() -> anyhow::Result<()> {
+    let mut lab = new_lab_with_node_addrs();
+    let pod = lab.add_pod(PodSpec::ipv4("web", pod_v4(2)))?;
+    // Two "nodes" outside the pod network, both in the one node namespace.
+    let nodes = [
+        IpAddr::V4(Ipv4Addr::new(172, 18, 0, 2)),
+        IpAddr::V4(Ipv4Addr::new(172, 18, 0, 3)),
+    ];
+    for node in nodes {
+        lab.add_node_address(node)?;
+        lab.serve_in_node_at(node, &[36363], &[34345])?;
+    }
+    assert_eq!(lab.extra_node_addresses(), &nodes);
+    assert!(
+        lab.add_node_address(nodes[0]).is_err(),
+        "node address added twice"
+    );
+    assert!(
+        lab.add_node_address(IpAddr::V4(pod_v4(2))).is_err(),
+        "a pod's address became a node address"
+    );
+    let mut specs = Vec::new();
+    for node in nodes {
+        specs.push(ProbeSpec::new(&pod, node, Proto::Tcp, 36363).with_timeout(PROBE_TIMEOUT));
+        // A connected UDP socket takes only replies from the address it sent to.
+        specs.push(ProbeSpec::new(&pod, node, Proto::Udp, 34345).with_timeout(PROBE_TIMEOUT));
+    }
+    let results = lab.probe_all(&specs)?;
+    for (spec, result) in specs.iter().zip(&results) {
+        assert_eq!(result.outcome, Outcome::Connected, "{spec}");
+    }
+    lab.cleanup()
+}
+
+#[test]
+fn a_further_node_address_needs_a_route_from_the_pods() {
+    let mut lab = new_lab();
+    let error = lab
+        .add_node_address(IpAddr::V4(Ipv4Addr::new(172, 18, 0, 2)))
+        .expect_err("no node IPv4 address to route via");
+    assert!(error.to_string().contains("set_node_addrs"), "{error:#}");
+}
+
+#[test]
 fn probes_to_a_missing_host_time_out() -> anyhow::Result<()> {
     let mut lab = new_lab();
     let client = lab.add_pod(PodSpec::dual_stack("client", pod_v4(2), pod_v6(2)))?;

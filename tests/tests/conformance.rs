@@ -16,6 +16,8 @@
 mod cases;
 #[path = "conformance/manifests.rs"]
 mod manifests;
+#[path = "conformance/palisadectl.rs"]
+mod palisadectl;
 #[path = "conformance/report.rs"]
 mod report;
 #[path = "conformance/runner.rs"]

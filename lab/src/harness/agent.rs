@@ -9,6 +9,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// How often [`Agent::wait_for`] checks its condition.
+const POLL: Duration = Duration::from_millis(50);
+/// How often [`Agent::wait_applied`] reads `/status`.
+const FAST_POLL: Duration = Duration::from_millis(5);
+/// How much of the agent's log a failed wait shows.
+const LOG_LINES_IN_ERRORS: usize = 200;
+
 pub struct Agent {
     child: Option<Child>,
     binary: PathBuf,
@@ -79,6 +86,24 @@ impl Agent {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// The last `lines` lines of the agent's log, after a line saying how many
+    /// came before: failure messages stay readable when the agent logs a lot
+    /// (flow events).
+    pub fn log_tail(&self, lines: usize) -> String {
+        let log = self.log();
+        let all: Vec<&str> = log.lines().collect();
+        let skipped = all.len().saturating_sub(lines);
+        let mut tail = String::new();
+        if skipped > 0 {
+            tail.push_str(&format!("[... {skipped} earlier log lines]\n"));
+        }
+        for line in &all[skipped..] {
+            tail.push_str(line);
+            tail.push('\n');
+        }
+        tail
+    }
+
     /// Waits until `/readyz` answers 200.
     pub fn wait_ready(&mut self, timeout: Duration) -> Result<()> {
         self.wait_for(timeout, "ready", |a| {
@@ -97,10 +122,38 @@ impl Agent {
         Ok(serde_json::from_str(&body)?)
     }
 
+    /// Waits until `/status` shows the manifests whose hash is `manifest_hash`
+    /// in the kernel (`manifest_hash` equal, `ready` true), polling every few
+    /// milliseconds: for harnesses that change the manifests many times. Fails
+    /// at once, with the agent's `last_error`, if it refuses those manifests.
+    pub fn wait_applied(&mut self, manifest_hash: &str, timeout: Duration) -> Result<()> {
+        let what = format!("applying manifests {manifest_hash}");
+        self.wait_for_polling(timeout, FAST_POLL, &what, |agent| {
+            let status = agent.status()?;
+            if status["observed_manifest_hash"] == manifest_hash
+                && let Some(error) = status["last_error"].as_str()
+            {
+                bail!("the agent refused manifests {manifest_hash}: {error}");
+            }
+            Ok(status["ready"] == true && status["manifest_hash"] == manifest_hash)
+        })
+    }
+
     /// Waits until `cond` holds, failing with the agent's log.
     pub fn wait_for(
         &mut self,
         timeout: Duration,
+        what: &str,
+        cond: impl FnMut(&Self) -> Result<bool>,
+    ) -> Result<()> {
+        self.wait_for_polling(timeout, POLL, what, cond)
+    }
+
+    /// [`wait_for`](Self::wait_for), checking every `interval`.
+    pub fn wait_for_polling(
+        &mut self,
+        timeout: Duration,
+        interval: Duration,
         what: &str,
         mut cond: impl FnMut(&Self) -> Result<bool>,
     ) -> Result<()> {
@@ -109,15 +162,21 @@ impl Agent {
             if let Some(child) = self.child.as_mut()
                 && let Some(status) = child.try_wait()?
             {
-                bail!("agent exited ({status}) before {what}:\n{}", self.log());
+                bail!(
+                    "agent exited ({status}) before {what}:\n{}",
+                    self.log_tail(LOG_LINES_IN_ERRORS)
+                );
             }
             if cond(self)? {
                 return Ok(());
             }
             if Instant::now() > deadline {
-                bail!("agent not {what} after {timeout:?}:\n{}", self.log());
+                bail!(
+                    "agent not {what} after {timeout:?}:\n{}",
+                    self.log_tail(LOG_LINES_IN_ERRORS)
+                );
             }
-            std::thread::sleep(Duration::from_millis(50));
+            std::thread::sleep(interval);
         }
     }
 

@@ -1,6 +1,7 @@
 //! The [`Lab`]: a node network namespace with a bridge, a cgroup subtree root,
 //! and the pods added to them.
 
+mod node_addresses;
 mod probes;
 mod processes;
 mod teardown;
@@ -60,6 +61,8 @@ pub struct Lab {
     prefix_lens: PrefixLens,
     node_ipv4: Option<Ipv4Addr>,
     node_ipv6: Option<Ipv6Addr>,
+    /// Addresses added with [`Lab::add_node_address`], in order.
+    extra_node_addrs: Vec<IpAddr>,
     netprobe: PathBuf,
     pods: Vec<PodHandle>,
     pods_started: usize,
@@ -111,6 +114,7 @@ impl Lab {
             },
             node_ipv4: None,
             node_ipv6: None,
+            extra_node_addrs: Vec::new(),
             netprobe,
             pods: Vec::new(),
             pods_started: 0,

@@ -77,11 +77,22 @@ impl Lab {
     /// the order of `specs`. Fails if any probe could not be run (a probe that
     /// ran and was refused is a result, not a failure).
     pub fn probe_all(&self, specs: &[ProbeSpec]) -> Result<Vec<ProbeResult>> {
+        self.probe_all_with(specs, BATCH_PARALLELISM)
+    }
+
+    /// [`probe_all`](Self::probe_all), at most `parallelism` (at least 1) at
+    /// a time: large batches of probes that mostly time out go faster with
+    /// more.
+    pub fn probe_all_with(
+        &self,
+        specs: &[ProbeSpec],
+        parallelism: usize,
+    ) -> Result<Vec<ProbeResult>> {
         let next = AtomicUsize::new(0);
         let results: Mutex<Vec<Option<Result<ProbeResult>>>> =
             Mutex::new(specs.iter().map(|_| None).collect());
         thread::scope(|scope| {
-            for _ in 0..BATCH_PARALLELISM.min(specs.len()) {
+            for _ in 0..parallelism.clamp(1, specs.len().max(1)) {
                 scope.spawn(|| {
                     loop {
                         let index = next.fetch_add(1, Ordering::Relaxed);

@@ -74,6 +74,7 @@ impl Lab {
         self.start_server(
             placement,
             &format!("pod {}", pod.name),
+            None,
             tcp_ports,
             udp_ports,
         )
@@ -86,13 +87,33 @@ impl Lab {
             netns: &self.node_netns,
             cgroup: None,
         };
-        self.start_server(placement, "the node", tcp_ports, udp_ports)
+        self.start_server(placement, "the node", None, tcp_ports, udp_ports)
+    }
+
+    /// Like [`serve_in_node`](Self::serve_in_node), listening on `address`
+    /// only: a "host network" server of one node address when the node
+    /// namespace has several (see [`add_node_address`](Self::add_node_address)).
+    /// Bound to one address, its UDP replies come from that address, which a
+    /// client's connected socket requires.
+    pub fn serve_in_node_at(
+        &self,
+        address: IpAddr,
+        tcp_ports: &[u16],
+        udp_ports: &[u16],
+    ) -> Result<()> {
+        let placement = Placement {
+            netns: &self.node_netns,
+            cgroup: None,
+        };
+        let location = format!("the node at {address}");
+        self.start_server(placement, &location, Some(address), tcp_ports, udp_ports)
     }
 
     fn start_server(
         &self,
         placement: Placement<'_>,
         location: &str,
+        bind: Option<IpAddr>,
         tcp_ports: &[u16],
         udp_ports: &[u16],
     ) -> Result<()> {
@@ -102,6 +123,9 @@ impl Lab {
         }
         for port in udp_ports {
             args.extend(["--udp".to_owned(), port.to_string()]);
+        }
+        if let Some(address) = bind {
+            args.extend(["--bind".to_owned(), address.to_string()]);
         }
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let label = format!("netprobe server in {location} (tcp {tcp_ports:?}, udp {udp_ports:?})");

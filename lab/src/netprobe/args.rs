@@ -8,7 +8,7 @@ use std::time::Duration;
 
 /// The usage text printed with argument errors.
 pub const USAGE: &str = "\
-usage: palisade-netprobe serve [--tcp PORT]... [--udp PORT]...
+usage: palisade-netprobe serve [--tcp PORT]... [--udp PORT]... [--bind IP]
        palisade-netprobe connect --proto tcp|udp --addr IP --port N [--timeout-ms MS] [--payload TEXT]
        palisade-netprobe hold --proto tcp --addr IP --port N [--timeout-ms MS] [--interval-ms MS]";
 
@@ -29,6 +29,10 @@ pub enum NetprobeCommand {
 pub struct ServeArgs {
     pub tcp_ports: Vec<u16>,
     pub udp_ports: Vec<u16>,
+    /// The one address to listen on; `None` listens on every address (IPv4
+    /// and IPv6). A server in a namespace with several addresses binds one so
+    /// that its UDP replies come from the address the client asked.
+    pub bind: Option<IpAddr>,
 }
 
 /// `connect`: one probe.
@@ -58,7 +62,7 @@ pub fn parse_args(args: &[String]) -> Result<NetprobeCommand, String> {
     let options = Options::parse(rest)?;
     match subcommand.as_str() {
         "serve" => {
-            options.only(&["--tcp", "--udp"])?;
+            options.only(&["--tcp", "--udp", "--bind"])?;
             let tcp_ports = options.all("--tcp")?;
             let udp_ports = options.all("--udp")?;
             if tcp_ports.is_empty() && udp_ports.is_empty() {
@@ -67,6 +71,7 @@ pub fn parse_args(args: &[String]) -> Result<NetprobeCommand, String> {
             Ok(NetprobeCommand::Serve(ServeArgs {
                 tcp_ports,
                 udp_ports,
+                bind: options.last("--bind")?,
             }))
         }
         "connect" => {
@@ -191,6 +196,19 @@ mod tests {
             Ok(NetprobeCommand::Serve(ServeArgs {
                 tcp_ports: vec![80, 8080],
                 udp_ports: vec![53],
+                bind: None,
+            }))
+        );
+    }
+
+    #[test]
+    fn parses_serve_bound_to_one_address() {
+        assert_eq!(
+            parse("serve --tcp 80 --udp 53 --bind 172.18.0.3"),
+            Ok(NetprobeCommand::Serve(ServeArgs {
+                tcp_ports: vec![80],
+                udp_ports: vec![53],
+                bind: Some("172.18.0.3".parse().expect("address")),
             }))
         );
     }
@@ -232,6 +250,7 @@ mod tests {
             "serve --tcp",
             "serve --tcp 70000",
             "serve --sctp 1",
+            "serve --tcp 80 --bind somewhere",
             "connect --proto tcp --addr 10.0.0.1",
             "connect --proto icmp --addr 10.0.0.1 --port 1",
             "connect --proto tcp --addr nowhere --port 1",

@@ -1,6 +1,7 @@
 //! `serve`: dual-stack TCP and UDP echo servers. Each socket binds `[::]` with
-//! `IPV6_V6ONLY` off, so IPv4 and IPv6 clients both reach it. Prints `ready`
-//! once every socket is bound, then runs until killed.
+//! `IPV6_V6ONLY` off, so IPv4 and IPv6 clients both reach it (or, with
+//! `--bind`, the one address given, an IPv4 one as `::ffff:a.b.c.d`). Prints
+//! `ready` once every socket is bound, then runs until killed.
 
 use nix::sys::socket::{
     AddressFamily, Backlog, SockFlag, SockType, SockaddrIn6, bind, listen, setsockopt, socket,
@@ -8,7 +9,7 @@ use nix::sys::socket::{
 };
 use std::convert::Infallible;
 use std::io::{self, Write};
-use std::net::{Ipv6Addr, SocketAddrV6, TcpListener, TcpStream, UdpSocket};
+use std::net::{IpAddr, Ipv6Addr, SocketAddrV6, TcpListener, TcpStream, UdpSocket};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::thread;
 use std::time::Duration;
@@ -23,13 +24,16 @@ const ACCEPT_RETRY_PAUSE: Duration = Duration::from_millis(50);
 /// port can't be bound.
 pub(super) fn serve(args: &ServeArgs) -> Result<Infallible, String> {
     let mut tcp_listeners = Vec::new();
+    let address = listen_address(args.bind);
     for &port in &args.tcp_ports {
-        let listener = tcp_listener(port).map_err(|error| format!("TCP port {port}: {error}"))?;
+        let listener =
+            tcp_listener(address, port).map_err(|error| format!("TCP port {port}: {error}"))?;
         tcp_listeners.push(listener);
     }
     let mut udp_sockets = Vec::new();
     for &port in &args.udp_ports {
-        let socket = udp_socket(port).map_err(|error| format!("UDP port {port}: {error}"))?;
+        let socket =
+            udp_socket(address, port).map_err(|error| format!("UDP port {port}: {error}"))?;
         udp_sockets.push(socket);
     }
     for listener in tcp_listeners {
@@ -48,24 +52,34 @@ pub(super) fn serve(args: &ServeArgs) -> Result<Infallible, String> {
     }
 }
 
-/// A socket bound to `[::]:port`, accepting IPv4 too.
-fn dual_stack_socket(kind: SockType, port: u16) -> io::Result<OwnedFd> {
+/// The IPv6 socket address to bind: `[::]` for every address, an IPv4 address
+/// in its IPv4-mapped form.
+fn listen_address(bind: Option<IpAddr>) -> Ipv6Addr {
+    match bind {
+        None => Ipv6Addr::UNSPECIFIED,
+        Some(IpAddr::V4(v4)) => v4.to_ipv6_mapped(),
+        Some(IpAddr::V6(v6)) => v6,
+    }
+}
+
+/// A socket bound to `[address]:port`, accepting IPv4 too.
+fn dual_stack_socket(kind: SockType, address: Ipv6Addr, port: u16) -> io::Result<OwnedFd> {
     let fd = socket(AddressFamily::Inet6, kind, SockFlag::SOCK_CLOEXEC, None)?;
     setsockopt(&fd, sockopt::Ipv6V6Only, &false)?;
     setsockopt(&fd, sockopt::ReuseAddr, &true)?;
-    let any = SockaddrIn6::from(SocketAddrV6::new(Ipv6Addr::UNSPECIFIED, port, 0, 0));
-    bind(fd.as_raw_fd(), &any)?;
+    let local = SockaddrIn6::from(SocketAddrV6::new(address, port, 0, 0));
+    bind(fd.as_raw_fd(), &local)?;
     Ok(fd)
 }
 
-fn tcp_listener(port: u16) -> io::Result<TcpListener> {
-    let fd = dual_stack_socket(SockType::Stream, port)?;
+fn tcp_listener(address: Ipv6Addr, port: u16) -> io::Result<TcpListener> {
+    let fd = dual_stack_socket(SockType::Stream, address, port)?;
     listen(&fd, Backlog::MAXCONN)?;
     Ok(TcpListener::from(fd))
 }
 
-fn udp_socket(port: u16) -> io::Result<UdpSocket> {
-    dual_stack_socket(SockType::Datagram, port).map(UdpSocket::from)
+fn udp_socket(address: Ipv6Addr, port: u16) -> io::Result<UdpSocket> {
+    dual_stack_socket(SockType::Datagram, address, port).map(UdpSocket::from)
 }
 
 fn accept_forever(listener: &TcpListener) {

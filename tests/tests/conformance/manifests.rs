@@ -1,22 +1,23 @@
-//! Turns a case into what `palisadectl check` reads: a manifests directory
-//! (Namespaces, Nodes, Pods and the policy objects as written upstream) and a probes
-//! file (JSON lines, `expect` included: the CLI ignores fields it does not know).
+//! Turns a case into what `palisadectl check` and `palisade-agent standalone` read:
+//! the files of a manifests directory (Namespaces, Nodes, Pods and the policy objects
+//! as written upstream) and a probes file (JSON lines, `expect` included: the CLI
+//! ignores fields it does not know).
 
-use super::cases::{Case, NodeSpec, PodSpec};
-use anyhow::{Context, Result};
+use super::cases::{Case, NodeSpec, PodSpec, Probe};
 use serde_json::{Value, json};
-use std::path::{Path, PathBuf};
 
-/// Name of the probes file, beside (not inside) the manifests directory.
-const PROBES_FILE: &str = "probes.jsonl";
+/// The annotation that names a pod's cgroup (see docs/standalone.md).
+const CGROUP_PATH_ANNOTATION: &str = "palisade.dev/cgroup-path";
 
-/// Writes the case under `root`: `root/manifests/` and `root/probes.jsonl`. Returns
-/// (manifests directory, probes file).
-pub fn write_case(case: &Case, root: &Path) -> Result<(PathBuf, PathBuf)> {
-    let manifests = root.join("manifests");
-    std::fs::create_dir_all(&manifests)
-        .with_context(|| format!("creating {}", manifests.display()))?;
-
+/// The files of the case's manifests directory, as (file name, text), in order of
+/// name: `namespaces.json`, `nodes.json`, `pods.json`, then `policy-NNN.json` in
+/// creation order. `cgroup_path` gives a pod's `palisade.dev/cgroup-path` annotation
+/// (an emulated pod the agent enforces), or `None` (a pod that is only a peer, or no
+/// agent at all).
+pub fn manifest_files(
+    case: &Case,
+    cgroup_path: &dyn Fn(&PodSpec) -> Option<String>,
+) -> Vec<(String, String)> {
     let namespaces = case.cluster.namespaces.iter().map(|(name, namespace)| {
         json!({
             "apiVersion": "v1",
@@ -24,23 +25,32 @@ pub fn write_case(case: &Case, root: &Path) -> Result<(PathBuf, PathBuf)> {
             "metadata": {"name": name, "labels": namespace.labels},
         })
     });
-    write_list(&manifests.join("namespaces.json"), namespaces)?;
-    write_list(
-        &manifests.join("nodes.json"),
-        case.cluster.nodes.iter().map(node),
-    )?;
-    write_list(
-        &manifests.join("pods.json"),
-        case.cluster.pods.iter().map(pod),
-    )?;
+    let mut files = vec![
+        ("namespaces.json".to_string(), list(namespaces)),
+        (
+            "nodes.json".to_string(),
+            list(case.cluster.nodes.iter().map(node)),
+        ),
+        (
+            "pods.json".to_string(),
+            list(
+                case.cluster
+                    .pods
+                    .iter()
+                    .map(|spec| pod(spec, cgroup_path(spec))),
+            ),
+        ),
+    ];
     for (index, policy) in case.policies.iter().enumerate() {
-        let path = manifests.join(format!("policy-{index:03}.json"));
-        write_json(&path, policy)?;
+        files.push((format!("policy-{index:03}.json"), text(policy)));
     }
+    files
+}
 
-    let probes_path = root.join(PROBES_FILE);
-    let mut probes = String::new();
-    for probe in &case.probes {
+/// The probes as `palisadectl check --probes` reads them, one JSON line each.
+pub fn probes_file<'a>(probes: impl IntoIterator<Item = &'a Probe>) -> String {
+    let mut text = String::new();
+    for probe in probes {
         let mut line = json!({
             "from": probe.from,
             "to": probe.to,
@@ -51,12 +61,10 @@ pub fn write_case(case: &Case, root: &Path) -> Result<(PathBuf, PathBuf)> {
         if let Some(dst_ip) = &probe.dst_ip {
             line["dst_ip"] = json!(dst_ip);
         }
-        probes.push_str(&line.to_string());
-        probes.push('\n');
+        text.push_str(&line.to_string());
+        text.push('\n');
     }
-    std::fs::write(&probes_path, probes)
-        .with_context(|| format!("writing {}", probes_path.display()))?;
-    Ok((manifests, probes_path))
+    text
 }
 
 fn node(node: &NodeSpec) -> Value {
@@ -68,7 +76,7 @@ fn node(node: &NodeSpec) -> Value {
     })
 }
 
-fn pod(pod: &PodSpec) -> Value {
+fn pod(pod: &PodSpec, cgroup_path: Option<String>) -> Value {
     let ports: Vec<Value> = pod
         .ports
         .iter()
@@ -87,25 +95,25 @@ fn pod(pod: &PodSpec) -> Value {
     if pod.host_network {
         spec["hostNetwork"] = json!(true);
     }
+    let mut metadata = json!({"name": pod.name, "namespace": pod.ns, "labels": pod.labels});
+    if let Some(path) = cgroup_path {
+        metadata["annotations"] = json!({ CGROUP_PATH_ANNOTATION: path });
+    }
     json!({
         "apiVersion": "v1",
         "kind": "Pod",
-        "metadata": {"name": pod.name, "namespace": pod.ns, "labels": pod.labels},
+        "metadata": metadata,
         "spec": spec,
         "status": {"podIP": pod.ip, "podIPs": [{"ip": pod.ip}]},
     })
 }
 
-/// Writes `items` as one `v1 List` document.
-fn write_list(path: &Path, items: impl Iterator<Item = Value>) -> Result<()> {
+/// `items` as one `v1 List` document.
+fn list(items: impl Iterator<Item = Value>) -> String {
     let items: Vec<Value> = items.collect();
-    write_json(
-        path,
-        &json!({"apiVersion": "v1", "kind": "List", "items": items}),
-    )
+    text(&json!({"apiVersion": "v1", "kind": "List", "items": items}))
 }
 
-fn write_json(path: &Path, value: &Value) -> Result<()> {
-    let text = serde_json::to_string_pretty(value).expect("JSON values serialize");
-    std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
+fn text(value: &Value) -> String {
+    serde_json::to_string_pretty(value).expect("JSON values serialize")
 }

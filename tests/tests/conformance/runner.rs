@@ -7,22 +7,19 @@
 //! every probe counted as failed, with the reason.
 
 use super::cases::{Case, Expect, Probe};
-use super::manifests::write_case;
-use anyhow::{Context, Result, bail, ensure};
-use serde_json::Value;
-use std::fs::File;
+use super::manifests::{manifest_files, probes_file};
+use super::palisadectl;
+use anyhow::{Context, Result};
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
 
 /// Set to keep each case's manifests and probes (their directory is named in the
 /// report) instead of removing them.
 const KEEP_ENV: &str = "PALISADE_CONFORMANCE_KEEP";
 
-/// A case's run can take no longer than this (it normally takes milliseconds).
-const CASE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Name of the probes file, beside (not inside) the manifests directory.
+const PROBES_FILE: &str = "probes.jsonl";
 
 /// A probe palisade got wrong.
 #[derive(Clone, Debug)]
@@ -115,114 +112,29 @@ fn run_case(binary: &Path, case: &Case) -> CaseResult {
     result
 }
 
-/// Writes the case into `dir`, runs palisadectl, and returns the probes it got wrong.
+/// Writes the case into `dir` (`manifests/` and `probes.jsonl`), runs palisadectl, and
+/// returns the probes it got wrong.
 fn check(binary: &Path, case: &Case, dir: &Path) -> Result<Vec<ProbeFailure>> {
-    let (manifests, probes) = write_case(case, dir)?;
-    let stdout = run_palisadectl(binary, &manifests, &probes, dir)?;
-    let lines: Vec<&str> = stdout.lines().collect();
-    ensure!(
-        lines.len() == case.probes.len(),
-        "palisadectl printed {} lines for {} probes",
-        lines.len(),
-        case.probes.len()
-    );
-    let mut failures = Vec::new();
-    for (index, (probe, line)) in case.probes.iter().zip(lines).enumerate() {
-        let answer: Value = serde_json::from_str(line)
-            .with_context(|| format!("output line {} is not JSON: {line}", index + 1))?;
-        ensure!(
-            answer["from"] == probe.from.as_str() && answer["to"] == probe.to.as_str(),
-            "output line {} answers another probe ({line}) than {} -> {}",
-            index + 1,
-            probe.from,
-            probe.to
-        );
-        let got = answer["verdict"]
-            .as_str()
-            .with_context(|| format!("output line {} has no verdict: {line}", index + 1))?;
-        let passes = match got {
-            "allow" | "audit-deny" => true,
-            "deny" => false,
-            other => bail!("output line {} has an unknown verdict {other:?}", index + 1),
-        };
-        if passes != (probe.expect == Expect::Allow) {
-            failures.push(ProbeFailure {
-                probe: probe.clone(),
-                got: got.to_string(),
-                decided_by: describe_decided_by(&answer["decided_by"]),
-            });
-        }
+    let manifests = dir.join("manifests");
+    std::fs::create_dir_all(&manifests)
+        .with_context(|| format!("creating {}", manifests.display()))?;
+    for (name, text) in manifest_files(case, &|_| None) {
+        let path = manifests.join(name);
+        std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
     }
-    Ok(failures)
-}
-
-/// Runs `palisadectl check` with its output in files under `dir` (no pipes to drain),
-/// within [`CASE_TIMEOUT`]; returns its standard output.
-fn run_palisadectl(binary: &Path, manifests: &Path, probes: &Path, dir: &Path) -> Result<String> {
-    let stdout_path = dir.join("stdout");
-    let stderr_path = dir.join("stderr");
-    let mut child = Command::new(binary)
-        .arg("check")
-        .arg("--manifests")
-        .arg(manifests)
-        .arg("--probes")
-        .arg(probes)
-        .stdin(Stdio::null())
-        .stdout(File::create(&stdout_path)?)
-        .stderr(File::create(&stderr_path)?)
-        .spawn()
-        .with_context(|| format!("starting {}", binary.display()))?;
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait()? {
-            break status;
-        }
-        if started.elapsed() > CASE_TIMEOUT {
-            let _ = child.kill();
-            let _ = child.wait();
-            bail!("palisadectl did not finish within {CASE_TIMEOUT:?}");
-        }
-        std::thread::sleep(Duration::from_millis(2));
-    };
-    let stdout = std::fs::read_to_string(&stdout_path)?;
-    if !status.success() {
-        let stderr = std::fs::read_to_string(&stderr_path)?;
-        let stderr = stderr.trim_end();
-        let message = stderr
-            .strip_prefix("palisadectl: error: ")
-            .unwrap_or(stderr);
-        bail!("palisadectl failed ({status}): {message}");
-    }
-    Ok(stdout)
-}
-
-/// `egress: NetworkPolicy x/deny-all rule - Deny (networkpolicy)` per entry.
-fn describe_decided_by(decided_by: &Value) -> Vec<String> {
-    let text = |value: &Value| value.as_str().unwrap_or("?").to_string();
-    decided_by
-        .as_array()
-        .map(|entries| {
-            entries
-                .iter()
-                .map(|entry| {
-                    let object = match entry["namespace"].as_str() {
-                        Some(namespace) if !namespace.is_empty() => {
-                            format!("{namespace}/{}", text(&entry["name"]))
-                        }
-                        _ => text(&entry["name"]),
-                    };
-                    let rule = entry["rule"]
-                        .as_u64()
-                        .map_or_else(|| "-".to_string(), |rule| rule.to_string());
-                    format!(
-                        "{}: {} {object} rule {rule} {} ({})",
-                        text(&entry["side"]),
-                        text(&entry["kind"]),
-                        text(&entry["action"]),
-                        text(&entry["tier"]),
-                    )
-                })
-                .collect()
+    let probes = dir.join(PROBES_FILE);
+    std::fs::write(&probes, probes_file(&case.probes))
+        .with_context(|| format!("writing {}", probes.display()))?;
+    let answers = palisadectl::check(binary, &manifests, &probes, dir, &case.probes)?;
+    Ok(case
+        .probes
+        .iter()
+        .zip(answers)
+        .filter(|(probe, answer)| answer.passes != (probe.expect == Expect::Allow))
+        .map(|(probe, answer)| ProbeFailure {
+            probe: probe.clone(),
+            got: answer.verdict,
+            decided_by: answer.decided_by,
         })
-        .unwrap_or_default()
+        .collect())
 }
