@@ -10,5 +10,7 @@ pub fn run() -> Result<()> {
     setup::run()?;
     build::run()?;
     step("datapath per-packet cost (BPF_PROG_TEST_RUN)");
-    status(Command::new(paths::release_bin("palisade-bench")).arg("datapath"))
+    status(Command::new(paths::release_bin("palisade-bench")).arg("datapath"))?;
+    step("policy compiler at cluster scale");
+    status(Command::new(paths::release_bin("palisade-bench")).arg("compile"))
 }
