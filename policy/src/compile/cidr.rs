@@ -1,7 +1,7 @@
 //! ipBlocks, the prefix set they induce in the ip cache, and which blocks an address or
-//! a prefix falls in ("membership"). A block is a NetworkPolicy `ipBlock` or one CIDR of
-//! a cluster policy's `networks` peer (a block without excepts); one that both name is
-//! one block.
+//! a prefix falls in ("membership"). A block is a NetworkPolicy `ipBlock`, one CIDR of
+//! a cluster policy's `networks` peer (a block without excepts) or an EgressPolicy
+//! `cidr` with its `except`; one that several name is one block.
 //!
 //! The ip cache resolves an address to the identity of the longest prefix that contains
 //! it. Putting every `cidr` and every `except` network of every block into the cache
@@ -14,7 +14,7 @@
 //! (`::ffff:a.b.c.d`) written as IPv4, because the kernel's single trie stores IPv4 in
 //! exactly that mapped form and cannot tell the two apart.
 
-use crate::model::{Cidr, Cluster, ClusterPeer, Peer};
+use crate::model::{Cidr, Cluster, ClusterPeer, EgressPeer, Peer};
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use std::collections::BTreeSet;
 use std::fmt;
@@ -99,7 +99,16 @@ impl IpBlocks {
             })
             .flatten()
             .map(|cidr| IpBlock::new(*cidr, &[]));
-        let mut blocks: Vec<IpBlock> = ip_blocks.chain(networks).collect();
+        let egress_cidrs = cluster
+            .egress_policies
+            .values()
+            .flat_map(|p| &p.egress)
+            .flat_map(|rule| &rule.to)
+            .filter_map(|peer| match peer {
+                EgressPeer::Cidr { cidr, except } => Some(IpBlock::new(*cidr, except)),
+                _ => None,
+            });
+        let mut blocks: Vec<IpBlock> = ip_blocks.chain(networks).chain(egress_cidrs).collect();
         blocks.sort_unstable();
         blocks.dedup();
         Self { blocks }

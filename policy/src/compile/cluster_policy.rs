@@ -1,10 +1,14 @@
 //! Cluster policy tiers (AdminNetworkPolicy, BaselineAdminNetworkPolicy and whatever
-//! else maps onto [`ClusterPolicy`]), indexed for the compiler's questions: which
-//! policies of a tier select an endpoint, in what order they are evaluated, and which
-//! rule is which.
+//! else maps onto [`ClusterPolicy`]: TrustBoundaries, expanded per zone by
+//! `trust_boundary`), indexed for the compiler's questions: which policies of a tier
+//! select an endpoint, in what order they are evaluated, and which rule is which.
 //!
-//! Evaluation order within a tier is ascending priority, then name (upstream leaves
-//! equal priorities undefined; see [`ClusterPolicy::priority`]), then kind.
+//! Evaluation order within a tier is ascending priority, then kind (AdminNetworkPolicy
+//! before TrustBoundary), then name (upstream leaves equal priorities undefined; see
+//! [`ClusterPolicy::priority`]).
+//!
+//! The per-zone policies of one TrustBoundary have the same rules but for their zone:
+//! their rules share one catalog entry each, the boundary's rule.
 
 use super::identity::EgressPortNames;
 use super::rules::{RuleCatalog, RuleId};
@@ -14,7 +18,7 @@ use crate::model::{
     Cluster, ClusterPeer, ClusterPolicy, ClusterPort, ClusterRule, Direction, Labels, Pod,
     Protocol, Tier,
 };
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// One rule, with the id verdicts cite it by.
 pub(crate) struct IndexedRule<'a> {
@@ -43,26 +47,45 @@ pub(crate) struct ClusterPolicies<'a> {
 }
 
 impl<'a> ClusterPolicies<'a> {
-    /// Indexes the policies and enters their rules in `catalog`, in the catalog's
-    /// order: by tier, kind and name, ingress before egress, rules in order.
-    pub fn index(cluster: &'a Cluster, catalog: &mut RuleCatalog) -> Self {
-        let mut in_catalog_order: Vec<&ClusterPolicy> = cluster.cluster_policies.values().collect();
-        in_catalog_order.sort_by_key(|p| (p.tier.as_str(), p.kind.as_str(), &p.name));
+    /// Indexes the cluster's policies and `expanded` (the TrustBoundaries' per-zone
+    /// policies), and enters their rules in `catalog`, in the catalog's order: by tier,
+    /// kind and name, ingress before egress, rules in order; a rule several policies
+    /// share (same provenance) once.
+    pub fn index(
+        cluster: &'a Cluster,
+        expanded: &'a [ClusterPolicy],
+        catalog: &mut RuleCatalog,
+    ) -> Self {
+        let all: Vec<&'a ClusterPolicy> =
+            cluster.cluster_policies.values().chain(expanded).collect();
+        let provenance = |policy: &ClusterPolicy, direction: Direction| -> Vec<RuleInfo> {
+            policy
+                .rules(direction)
+                .iter()
+                .enumerate()
+                .map(|(index, rule)| RuleInfo::cluster_policy(policy, direction, index, rule))
+                .collect()
+        };
+        let distinct: BTreeSet<RuleInfo> = all
+            .iter()
+            .flat_map(|p| [Direction::Ingress, Direction::Egress].map(|d| provenance(p, d)))
+            .flatten()
+            .collect();
+        let ids: BTreeMap<RuleInfo, RuleId> = distinct
+            .into_iter()
+            .map(|info| (info.clone(), catalog.add(info)))
+            .collect();
         let mut tiers: BTreeMap<Tier, Vec<IndexedPolicy>> = BTreeMap::new();
-        for policy in in_catalog_order {
-            let mut rules = |direction: Direction| -> Vec<IndexedRule<'a>> {
-                policy
-                    .rules(direction)
+        for policy in all {
+            let rules = |direction: Direction| -> Vec<IndexedRule<'a>> {
+                provenance(policy, direction)
                     .iter()
-                    .enumerate()
-                    .map(|(index, rule)| IndexedRule {
-                        id: catalog.add(RuleInfo::cluster_policy(
-                            policy,
-                            direction,
-                            index,
-                            rule.action,
-                        )),
-                        rule,
+                    .zip(policy.rules(direction))
+                    .filter_map(|(info, rule)| {
+                        Some(IndexedRule {
+                            id: *ids.get(info)?,
+                            rule,
+                        })
                     })
                     .collect()
             };
@@ -75,7 +98,7 @@ impl<'a> ClusterPolicies<'a> {
             });
         }
         for policies in tiers.values_mut() {
-            policies.sort_by_key(|p| (p.policy.priority, &p.policy.name, p.policy.kind));
+            policies.sort_by_key(|p| (p.policy.priority, p.policy.kind, &p.policy.name));
         }
         Self { tiers }
     }

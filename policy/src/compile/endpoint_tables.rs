@@ -1,11 +1,13 @@
-//! The policy table of one endpoint: which directions are enforced and the rows that
-//! decide them. A direction is enforced when any tier constrains it: NetworkPolicy
-//! isolates the endpoint, or a cluster policy selects it as subject with rules for
-//! that direction. Tables are computed once per distinct input and shared, so ten
-//! thousand replicas cost one computation.
+//! The policy table of one endpoint: which directions are enforced, the rows that
+//! decide them, and the DNS name rules of its egress allowlist. A direction is
+//! enforced when any tier constrains it: NetworkPolicy isolates the endpoint, a
+//! cluster policy selects it as subject with rules for that direction, or (egress)
+//! EgressPolicies select it. Tables are computed once per distinct input and shared,
+//! so ten thousand replicas cost one computation.
 
 use super::cluster_policy::ClusterPolicies;
 use super::cluster_rules::ClusterRuleEvaluator;
+use super::egress_policy::{AllowlistEvaluator, EgressPolicies, FqdnRule, SocketControls};
 use super::encode::{Row, encode_direction};
 use super::identity::NodeIdentity;
 use super::network_policy::{NetworkPolicies, RuleEvaluator};
@@ -21,6 +23,8 @@ use std::rc::Rc;
 pub(crate) struct EndpointTable {
     pub ingress: Option<Rc<[Row]>>,
     pub egress: Option<Rc<[Row]>>,
+    /// The DNS name rules of the endpoint's egress allowlist.
+    pub fqdn_rules: Vec<FqdnRule>,
 }
 
 impl EndpointTable {
@@ -44,6 +48,8 @@ struct DirectionInput {
     admin: Selection,
     network_policy: Selection,
     baseline: Selection,
+    /// The endpoint's effective EgressPolicies, on egress; empty on ingress.
+    egress_allowlist: Selection,
     /// The endpoint's container ports on ingress, where named ports resolve on it;
     /// empty on egress, where they resolve on the peer.
     own_ports: Vec<ContainerPort>,
@@ -53,7 +59,10 @@ struct DirectionInput {
 
 impl DirectionInput {
     fn is_unconstrained(&self) -> bool {
-        self.admin.is_empty() && self.network_policy.is_empty() && self.baseline.is_empty()
+        self.admin.is_empty()
+            && self.network_policy.is_empty()
+            && self.baseline.is_empty()
+            && self.egress_allowlist.is_empty()
     }
 }
 
@@ -64,6 +73,8 @@ pub(crate) struct PolicySources<'a> {
     pub cluster_rules: ClusterRuleEvaluator<'a>,
     pub network_policies: &'a NetworkPolicies<'a>,
     pub network_policy_rules: RuleEvaluator<'a>,
+    pub egress_policies: &'a EgressPolicies<'a>,
+    pub egress_allowlists: AllowlistEvaluator<'a>,
 }
 
 /// Computes endpoint tables, memoized by [`DirectionInput`].
@@ -88,10 +99,21 @@ impl<'a> EndpointTables<'a> {
         pod: &Pod,
         own_node: Option<&NodeIdentity>,
     ) -> EndpointTable {
+        let allowlist = self
+            .sources
+            .egress_policies
+            .effective(&pod_ref.namespace, pod);
         EndpointTable {
             ingress: self.direction(pod_ref, pod, own_node, Direction::Ingress),
             egress: self.direction(pod_ref, pod, own_node, Direction::Egress),
+            fqdn_rules: self.sources.egress_policies.fqdn_rules(&allowlist),
         }
+    }
+
+    /// The socket controls of the pod `pod_ref`'s effective EgressPolicies.
+    pub fn socket_controls(&self, pod_ref: &ObjectRef, pod: &Pod) -> SocketControls {
+        let policies = &self.sources.egress_policies;
+        policies.socket_controls(&policies.effective(&pod_ref.namespace, pod))
     }
 
     fn direction(
@@ -143,18 +165,23 @@ impl<'a> EndpointTables<'a> {
             Direction::Ingress => pod.ports.clone(),
             Direction::Egress => Vec::new(),
         };
+        let egress_allowlist = match direction {
+            Direction::Ingress => Selection::default(),
+            Direction::Egress => sources.egress_policies.effective(&pod_ref.namespace, pod),
+        };
         DirectionInput {
             direction,
             admin,
             network_policy,
             baseline,
+            egress_allowlist,
             own_ports,
             own_node: own_node.filter(|_| can_match_nodes).cloned(),
         }
     }
 
-    /// The rows of one direction: the tiers chained, then encoded, the own node's
-    /// (peer HOST) only where a tier decides about it.
+    /// The rows of one direction: the tiers and the egress allowlist chained, then
+    /// encoded, the own node's (peer HOST) only where a tier decides about it.
     fn compute(&self, input: &DirectionInput, pod: &Pod) -> Vec<Row> {
         let sources = &self.sources;
         let direction = input.direction;
@@ -180,11 +207,16 @@ impl<'a> EndpointTables<'a> {
                     .allowing_rules(&input.network_policy, direction, pod);
             TierVerdicts::of_isolating_network_policies(&allowing)
         };
-        let mut decided = chain(&[
-            cluster_tier(Tier::Admin, &input.admin),
-            network_policy,
-            cluster_tier(Tier::Baseline, &input.baseline),
-        ]);
+        let allowlist = (!input.egress_allowlist.is_empty())
+            .then(|| sources.egress_allowlists.allowlist(&input.egress_allowlist));
+        let mut decided = chain(
+            &cluster_tier(Tier::Admin, &input.admin),
+            allowlist.as_ref(),
+            &[
+                network_policy,
+                cluster_tier(Tier::Baseline, &input.baseline),
+            ],
+        );
         if let Some(own_node) = decided.own_node {
             decided.peers.peers.insert(reserved::HOST, own_node);
         }

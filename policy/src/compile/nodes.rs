@@ -1,14 +1,16 @@
-//! Per-node tables: the node's own addresses, its endpoints, and one policy table per
-//! distinct endpoint table, numbered so that endpoints with identical tables share it.
+//! Per-node tables: the node's own addresses, its endpoints (with their socket
+//! controls), and one policy table (rows and DNS name rules) per distinct endpoint
+//! table, numbered so that endpoints with identical tables share it.
 //!
 //! Policy ids count from 1 per node, in the order of the first endpoint (by
 //! namespace/name) that uses each table. Endpoints with nothing enforced have policy
 //! id 0 and no rows: the kernel never looks their table up.
 
+use super::egress_policy::SocketControls;
 use super::endpoint_tables::{EndpointTable, EndpointTables};
 use super::identity::Identities;
 use super::rules::RuleId;
-use super::tables::{EndpointEntry, NodeTables, PolicyEntry};
+use super::tables::{EndpointEntry, FqdnRuleEntry, NodeTables, PolicyEntry};
 use crate::model::{Cluster, NodePeer, ObjectRef, Pod};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
@@ -57,7 +59,8 @@ impl NodePlan {
             let node = pod.node_name.as_deref().unwrap_or_default();
             if let Some(plan) = plans.get_mut(node) {
                 let table = endpoint_tables.table(pod_ref, pod, identities.named_nodes.get(node));
-                plan.add_endpoint(pod_ref, pod, *identity, table);
+                let sockets = endpoint_tables.socket_controls(pod_ref, pod);
+                plan.add_endpoint(pod_ref, pod, *identity, table, sockets);
             }
         }
         plans
@@ -71,6 +74,7 @@ impl NodePlan {
         pod: &Pod,
         identity: u32,
         table: EndpointTable,
+        sockets: SocketControls,
     ) {
         let policy_id = if table.is_unenforced() {
             NO_POLICY
@@ -88,14 +92,25 @@ impl NodePlan {
             policy_id,
             enforce_ingress: table.ingress.is_some(),
             enforce_egress: table.egress.is_some(),
+            deny_raw_sockets: sockets.deny_raw,
+            deny_packet_sockets: sockets.deny_packet,
+            bind_ports: sockets.bind_ports,
+            audit_sockets: sockets.audit,
         });
     }
 
     pub fn cited_rules(&self) -> impl Iterator<Item = RuleId> + '_ {
-        self.tables
+        let rows = self
+            .tables
             .iter()
             .flat_map(|(_, table)| table.rows())
-            .filter_map(|row| row.outcome.rule)
+            .filter_map(|row| row.outcome.rule);
+        let fqdn_rules = self
+            .tables
+            .iter()
+            .flat_map(|(_, table)| &table.fqdn_rules)
+            .map(|rule| rule.rule);
+        rows.chain(fqdn_rules)
     }
 
     /// The published tables, with rules cited by their index in `rule_refs`.
@@ -108,6 +123,19 @@ impl NodePlan {
             })
             .collect();
         policy.sort_unstable();
+        let mut fqdn_rules: Vec<FqdnRuleEntry> = self
+            .tables
+            .iter()
+            .flat_map(|(policy_id, table)| {
+                table.fqdn_rules.iter().map(|rule| FqdnRuleEntry {
+                    policy_id: *policy_id,
+                    pattern: rule.pattern.clone(),
+                    ports: rule.ports.clone(),
+                    rule_ref: rule_refs.get(&rule.rule).copied(),
+                })
+            })
+            .collect();
+        fqdn_rules.sort_unstable();
         let mut host_addresses = self.host_addresses;
         host_addresses.sort_unstable();
         host_addresses.dedup();
@@ -115,6 +143,7 @@ impl NodePlan {
             host_addresses,
             endpoints: self.endpoints,
             policy,
+            fqdn_rules,
         }
     }
 }

@@ -7,7 +7,10 @@
 //! ([`RuleCatalog::publish`]), renumbered without changing their order.
 
 use super::tables::RuleInfo;
-use crate::model::{ClusterPolicy, Direction, ObjectRef, RuleAction};
+use crate::model::{
+    ClusterPolicy, ClusterPolicyKind, ClusterRule, Direction, EgressPolicy, Enforcement,
+    IMPLICIT_DENY_RULE_NAME, ObjectRef, RuleAction, Tier,
+};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// Tier of Kubernetes NetworkPolicy rules.
@@ -16,6 +19,12 @@ pub(crate) const TIER_NETWORK_POLICY: &str = "networkpolicy";
 pub(crate) const KIND_NETWORK_POLICY: &str = "NetworkPolicy";
 /// The only action a NetworkPolicy rule has.
 pub(crate) const ACTION_ALLOW: &str = "Allow";
+/// Tier of EgressPolicy rules: between the admin tier and NetworkPolicy.
+pub(crate) const TIER_EGRESS: &str = "egress";
+/// Kind of a palisade EgressPolicy.
+pub(crate) const KIND_EGRESS_POLICY: &str = "EgressPolicy";
+/// Action of the implicit deny of an EgressPolicy in Audit mode.
+pub(crate) const ACTION_AUDIT_DENY: &str = "AuditDeny";
 
 impl RuleInfo {
     /// Rule `index` of the `direction` list of the NetworkPolicy `policy`.
@@ -28,16 +37,17 @@ impl RuleInfo {
             direction,
             rule: u32::try_from(index).unwrap_or(u32::MAX),
             action: ACTION_ALLOW.to_string(),
+            rule_name: String::new(),
         }
     }
 
-    /// Rule `index` of the `direction` list of the cluster policy `policy`, whose action
-    /// is `action`: cited with the policy's tier and kind, and no namespace.
+    /// Rule `index` (`rule`) of the `direction` list of the cluster policy `policy`:
+    /// cited with the policy's tier and kind, and no namespace.
     pub fn cluster_policy(
         policy: &ClusterPolicy,
         direction: Direction,
         index: usize,
-        action: RuleAction,
+        rule: &ClusterRule,
     ) -> Self {
         Self {
             tier: policy.tier.as_str().to_string(),
@@ -46,7 +56,63 @@ impl RuleInfo {
             name: policy.name.clone(),
             direction,
             rule: u32::try_from(index).unwrap_or(u32::MAX),
+            action: rule.action.as_str().to_string(),
+            rule_name: rule.name.clone(),
+        }
+    }
+
+    /// Rule `index` of the `direction` rules of the TrustBoundary `name` (see
+    /// [`crate::model::TrustBoundary`] for how its rules are numbered), named
+    /// `rule_name`.
+    pub fn trust_boundary(
+        name: &str,
+        direction: Direction,
+        index: usize,
+        action: RuleAction,
+        rule_name: &str,
+    ) -> Self {
+        Self {
+            tier: Tier::Admin.as_str().to_string(),
+            kind: ClusterPolicyKind::TrustBoundary.as_str().to_string(),
+            namespace: String::new(),
+            name: name.to_string(),
+            direction,
+            rule: u32::try_from(index).unwrap_or(u32::MAX),
             action: action.as_str().to_string(),
+            rule_name: rule_name.to_string(),
+        }
+    }
+
+    /// Rule `index` of the EgressPolicy `policy` (which allows).
+    pub fn egress_policy(policy: &EgressPolicy, index: usize) -> Self {
+        let rule_name = policy
+            .egress
+            .get(index)
+            .map(|rule| rule.name.clone())
+            .unwrap_or_default();
+        Self {
+            tier: TIER_EGRESS.to_string(),
+            kind: KIND_EGRESS_POLICY.to_string(),
+            namespace: policy.namespace.clone(),
+            name: policy.name.clone(),
+            direction: Direction::Egress,
+            rule: u32::try_from(index).unwrap_or(u32::MAX),
+            action: ACTION_ALLOW.to_string(),
+            rule_name,
+        }
+    }
+
+    /// The implicit deny at the end of the EgressPolicy `policy`'s allowlist: rule index
+    /// `egress.len()`, action `Deny` (`AuditDeny` in Audit mode).
+    pub fn egress_policy_implicit_deny(policy: &EgressPolicy) -> Self {
+        let action = match policy.enforcement {
+            Enforcement::Enforce => RuleAction::Deny.as_str(),
+            Enforcement::Audit => ACTION_AUDIT_DENY,
+        };
+        Self {
+            action: action.to_string(),
+            rule_name: IMPLICIT_DENY_RULE_NAME.to_string(),
+            ..Self::egress_policy(policy, policy.egress.len())
         }
     }
 }

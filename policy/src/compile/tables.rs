@@ -19,6 +19,40 @@ pub struct CompiledCluster {
     pub nodes: BTreeMap<String, NodeTables>,
     /// Rules that entries refer to by index (`rule_ref`), cluster-wide.
     pub rules: Vec<RuleInfo>,
+    /// Service address, port and protocol -> backends, cluster-wide: the datapath
+    /// translates a connect/sendmsg to a Service address into one of its backends.
+    /// Sorted by (address, port, protocol), at most one entry each. Left out of the
+    /// serialized form when empty, so tables without Services serialize as before.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub services: Vec<ServiceEntry>,
+}
+
+/// One Service address and port (compiled by `compile::services`).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct ServiceEntry {
+    /// A cluster IP or external IP of the Service, canonical (IPv4-mapped IPv6 as IPv4).
+    pub address: std::net::IpAddr,
+    pub port: u16,
+    /// IANA protocol number.
+    pub protocol: u8,
+    /// The Service, namespace/name.
+    pub service: ObjectRef,
+    /// Where a new flow to `address:port` goes instead, of `address`'s family, sorted.
+    /// Empty when the Service has none: the datapath refuses the flow.
+    pub backends: Vec<ServiceBackend>,
+}
+
+/// One backend of a Service address and port.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct ServiceBackend {
+    /// Canonical.
+    pub address: std::net::IpAddr,
+    /// The Service port's `targetPort`, resolved on the backend pod: the port policy
+    /// at both ends of the translated flow sees.
+    pub port: u16,
+    /// The pod at `address`, when one is known; None for an endpoint outside the pods
+    /// palisade knows (an EndpointSlice written by hand, say).
+    pub pod: Option<ObjectRef>,
 }
 
 /// What an identity stands for, for humans and for `palisadectl`.
@@ -50,6 +84,11 @@ pub struct NodeTables {
     pub endpoints: Vec<EndpointEntry>,
     /// Entries of `PALISADE_POLICY`, sorted.
     pub policy: Vec<PolicyEntry>,
+    /// DNS name rules of EgressPolicies, per policy table (`policy_id`), sorted: what
+    /// the DNS proxy of the datapath lets the table's endpoints resolve and reach (see
+    /// [`FqdnRuleEntry`]). Empty when no EgressPolicy names a DNS name.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fqdn_rules: Vec<FqdnRuleEntry>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -63,6 +102,20 @@ pub struct EndpointEntry {
     pub policy_id: u32,
     pub enforce_ingress: bool,
     pub enforce_egress: bool,
+    /// EgressPolicy socket controls, for the datapath's socket hooks: no raw IP
+    /// sockets (`SOCK_RAW`)...
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub deny_raw_sockets: bool,
+    /// ... no packet sockets (`AF_PACKET`, which bypass every cgroup network hook) ...
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub deny_packet_sockets: bool,
+    /// ... and binds only to these local ports (None: any port).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bind_ports: Option<Vec<PortRangeEntry>>,
+    /// The socket controls above are reported, not enforced: every EgressPolicy behind
+    /// them is in Audit mode.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub audit_sockets: bool,
 }
 
 /// One LPM entry of the policy table. Matching follows `palisade_abi::PolicyKey`:
@@ -126,4 +179,40 @@ pub struct RuleInfo {
     pub rule: u32,
     /// `Allow`, `Deny`, `Pass`, ...
     pub action: String,
+    /// The rule's name where the source names rules: an AdminNetworkPolicy or
+    /// EgressPolicy rule's `name`, a TrustBoundary's shared service, `zone` or
+    /// `zone isolation`, an EgressPolicy's `implicit deny`. Empty otherwise.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub rule_name: String,
+}
+
+/// A DNS name an EgressPolicy allows, for the endpoints of one policy table.
+///
+/// How the datapath uses it (DNS enforcement is a later stage): a DNS proxy answers the
+/// endpoints' queries; for a name that matches `pattern` it resolves the name, gives
+/// each answer address an FQDN identity in the ip cache (for the record's TTL), and
+/// policy rows for (`policy_id`, that identity, egress, `ports`) allow; the admin tier
+/// and the NetworkPolicy and baseline tiers apply to those addresses as to any other.
+/// Names no rule matches resolve to nothing the allowlist allows.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct FqdnRuleEntry {
+    pub policy_id: u32,
+    /// Lowercase: `api.github.com`, or `*.pypi.org` (every name below `pypi.org`).
+    pub pattern: String,
+    /// Empty: every protocol and port.
+    pub ports: Vec<PortRangeEntry>,
+    /// Index into `CompiledCluster::rules` of the EgressPolicy rule.
+    pub rule_ref: Option<u32>,
+}
+
+/// An IP protocol (number) and an inclusive range of its ports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct PortRangeEntry {
+    pub protocol: u8,
+    pub first: u16,
+    pub last: u16,
+}
+
+fn is_false(value: &bool) -> bool {
+    !*value
 }

@@ -3,19 +3,26 @@
 //!
 //! Each tier yields a [`TierVerdict`] per point: an [`Outcome`] where it decides, None
 //! where it has no say. The first tier that decides wins; where none does, the flow is
-//! allowed ([`Outcome::DEFAULT_ALLOW`]):
+//! allowed ([`Outcome::DEFAULT_ALLOW`]). An egress [`Allowlist`] (EgressPolicy) does
+//! not decide but narrows what the tiers after it decide:
 //!
 //! ```text
-//! admin (first matching rule; Pass: no say)
-//!   -> NetworkPolicy (isolated: allowed iff a rule allows; not isolated: no say)
-//!   -> baseline (first matching rule)
-//!   -> allowed
+//! admin (AdminNetworkPolicy, TrustBoundary: first matching rule; Pass: no say)
+//!   -> egress allowlist AND (
+//!        NetworkPolicy (isolated: allowed iff a rule allows; not isolated: no say)
+//!          -> baseline (first matching rule)
+//!          -> allowed )
 //! ```
+//!
+//! "AND": where the allowlist allows, the later tiers' outcome stands (an allow cites
+//! the allowlist's rule); where it does not, its implicit deny (Deny, or AuditDeny in
+//! Audit mode, which a Deny of the later tiers beats).
 //!
 //! The endpoint's own node (peer HOST) gets the same chain with one palisade rule at
 //! the NetworkPolicy tier: an isolated endpoint always allows its own node (kubelet
 //! probes), which Kubernetes leaves to the implementation. Cluster policies decide
-//! about the own node like about any other node.
+//! about the own node like about any other node; the egress allowlist does not narrow
+//! it.
 //!
 //! Tiers are combined pointwise on [`PortMap`]s, so the encoder never learns where an
 //! outcome came from, and a source that narrows instead of deciding (an egress
@@ -24,6 +31,8 @@
 use super::cluster_rules::{FirstMatches, RuleMatch, TierMatches};
 use super::network_policy::AllowingRules;
 use super::port_map::PortMap;
+use super::rules::RuleId;
+use super::tables::Verdict;
 use super::verdict::{Outcome, PeerVerdicts};
 use crate::model::RuleAction;
 
@@ -91,9 +100,46 @@ pub(crate) struct Decided {
     pub own_node: Option<PortMap<Outcome>>,
 }
 
-/// Chains `tiers`, highest precedence first.
-pub(crate) fn chain(tiers: &[TierVerdicts]) -> Decided {
-    let combined = tiers
+/// An egress allowlist of one endpoint: for each peer and (protocol, port) the rule
+/// that allows it, if any; and the outcome of what it does not allow.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Allowlist {
+    pub allowing: PeerVerdicts<PortMap<Option<RuleId>>>,
+    /// Deny, or AuditDeny, citing the implicit deny.
+    pub otherwise: Outcome,
+}
+
+impl Allowlist {
+    /// `rest` (what the later tiers decide) narrowed by the allowlist.
+    fn narrow(&self, rest: &PeerVerdicts<PortMap<Outcome>>) -> PeerVerdicts<PortMap<Outcome>> {
+        self.allowing.zip_with(rest, |allowing, rest| {
+            allowing.zip_with(rest, |allowing, rest| {
+                narrowed(*allowing, *rest, self.otherwise)
+            })
+        })
+    }
+}
+
+/// One point of the allowlist AND the later tiers.
+fn narrowed(allowing: Option<RuleId>, rest: Outcome, otherwise: Outcome) -> Outcome {
+    match allowing {
+        Some(rule) if rest.verdict == Verdict::Allow => Outcome::allowed_by(rule),
+        Some(_) => rest,
+        // An audited allowlist reports; a real deny of the later tiers still drops.
+        None if rest.verdict == Verdict::Deny && otherwise.verdict != Verdict::Deny => rest,
+        None => otherwise,
+    }
+}
+
+/// Chains the stages, highest precedence first: `admin` decides where it does; else
+/// `allowlist` (if any) narrows what `later` (in order, the first that decides wins,
+/// else allowed) decides.
+pub(crate) fn chain(
+    admin: &TierVerdicts,
+    allowlist: Option<&Allowlist>,
+    later: &[TierVerdicts],
+) -> Decided {
+    let later = later
         .iter()
         .fold(TierVerdicts::silent(), |earlier, later| TierVerdicts {
             peers: earlier
@@ -104,10 +150,19 @@ pub(crate) fn chain(tiers: &[TierVerdicts]) -> Decided {
     let finish = |function: &PortMap<TierVerdict>| {
         function.map(|verdict| verdict.unwrap_or(Outcome::DEFAULT_ALLOW))
     };
-    let own_node = Some(finish(&combined.own_node))
+    let mut rest = later.peers.map(finish);
+    if let Some(allowlist) = allowlist {
+        rest = allowlist.narrow(&rest);
+    }
+    let first_or = |first: &PortMap<TierVerdict>, rest: &PortMap<Outcome>| {
+        first.zip_with(rest, |first, rest| first.unwrap_or(*rest))
+    };
+    let peers = admin.peers.zip_with(&rest, first_or);
+    let own_node = Some(first_or(&admin.own_node, &finish(&later.own_node)))
         .filter(|function| *function != PortMap::constant(Outcome::DEFAULT_ALLOW));
     Decided {
-        peers: combined.peers.map(finish),
+        // Drops the peers whose function is that of `any`.
+        peers: peers.map(Clone::clone),
         own_node,
     }
 }
@@ -119,8 +174,8 @@ fn first_decision(earlier: &TierVerdict, later: &TierVerdict) -> TierVerdict {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::compile::rules::{RuleCatalog, RuleId};
-    use crate::compile::tables::{RuleInfo, Verdict};
+    use crate::compile::rules::RuleCatalog;
+    use crate::compile::tables::RuleInfo;
     use crate::model::{Direction, ObjectRef};
     use std::collections::BTreeMap;
 
@@ -158,10 +213,10 @@ mod tests {
             None,
         ));
         let baseline = tier(PortMap::constant(Some(Outcome::allowed_by(ids[1]))));
-        let decided = chain(&[admin.clone(), baseline]).peers.any;
+        let decided = chain(&admin, None, &[baseline]).peers.any;
         assert_eq!(decided.get(TCP, 80).verdict, Verdict::Deny);
         assert_eq!(*decided.get(TCP, 81), Outcome::allowed_by(ids[1]));
-        let alone = chain(&[admin]).peers.any;
+        let alone = chain(&admin, None, &[]).peers.any;
         assert_eq!(*alone.get(TCP, 81), Outcome::DEFAULT_ALLOW);
     }
 
@@ -169,9 +224,71 @@ mod tests {
     fn the_own_node_needs_rows_only_when_a_tier_decides_against_its_default() {
         let ids = rule_ids(1);
         let mut admin = TierVerdicts::silent();
-        assert_eq!(chain(&[admin.clone()]).own_node, None);
+        assert_eq!(chain(&admin, None, &[]).own_node, None);
         admin.own_node = PortMap::constant(Some(Outcome::denied_by(ids[0])));
-        let own = chain(&[admin]).own_node.expect("rows for the own node");
+        let own = chain(&admin, None, &[])
+            .own_node
+            .expect("rows for the own node");
         assert_eq!(own.get(TCP, 1).verdict, Verdict::Deny);
+    }
+
+    fn allowlist(allowing: PortMap<Option<RuleId>>, otherwise: Outcome) -> Allowlist {
+        Allowlist {
+            allowing: PeerVerdicts {
+                any: allowing,
+                peers: BTreeMap::new(),
+            },
+            otherwise,
+        }
+    }
+
+    #[test]
+    fn an_allowlist_narrows_the_later_tiers_and_the_admin_tier_overrides_it() {
+        let ids = rule_ids(4);
+        let port_80 = crate::compile::ports::PortRange::single(80);
+        let port_81 = crate::compile::ports::PortRange::single(81);
+        let list = allowlist(
+            PortMap::on_range(TCP, port_80, Some(ids[1]), None),
+            Outcome::denied_by(ids[2]),
+        );
+        let np_allows_all = tier(PortMap::constant(Some(Outcome::allowed_by(ids[3]))));
+        let decided = chain(&TierVerdicts::silent(), Some(&list), &[np_allows_all])
+            .peers
+            .any;
+        assert_eq!(*decided.get(TCP, 80), Outcome::allowed_by(ids[1]));
+        assert_eq!(*decided.get(TCP, 81), Outcome::denied_by(ids[2]));
+        // Nothing after it: allowed where it allows, its deny elsewhere.
+        let alone = chain(&TierVerdicts::silent(), Some(&list), &[]).peers.any;
+        assert_eq!(*alone.get(TCP, 80), Outcome::allowed_by(ids[1]));
+        // The admin tier is decided before the allowlist.
+        let admin = tier(PortMap::on_range(
+            TCP,
+            port_81,
+            Some(Outcome::allowed_by(ids[0])),
+            None,
+        ));
+        let decided = chain(&admin, Some(&list), &[]).peers.any;
+        assert_eq!(*decided.get(TCP, 81), Outcome::allowed_by(ids[0]));
+        assert_eq!(decided.get(TCP, 82).verdict, Verdict::Deny);
+    }
+
+    #[test]
+    fn an_audited_allowlist_reports_and_a_later_deny_still_drops() {
+        let ids = rule_ids(2);
+        let port_80 = crate::compile::ports::PortRange::single(80);
+        let audit = Outcome {
+            verdict: Verdict::AuditDeny,
+            rule: Some(ids[0]),
+        };
+        let list = allowlist(PortMap::constant(None), audit);
+        let np = tier(PortMap::on_range(
+            TCP,
+            port_80,
+            Some(Outcome::allowed_by(ids[1])),
+            Some(Outcome::ISOLATION_DEFAULT),
+        ));
+        let decided = chain(&TierVerdicts::silent(), Some(&list), &[np]).peers.any;
+        assert_eq!(*decided.get(TCP, 80), audit);
+        assert_eq!(*decided.get(TCP, 81), Outcome::ISOLATION_DEFAULT);
     }
 }

@@ -1,6 +1,7 @@
 //! CIDRs as policies write them: parsed non-strictly, as the API server accepts them
-//! (host bits may be set: `10.0.1.1/4` is the network `0.0.0.0/4`). Shared by
-//! NetworkPolicy `ipBlock` and cluster policy `networks`.
+//! (host bits may be set: `10.0.1.1/4` is the network `0.0.0.0/4`), and `except`
+//! entries, which must lie strictly inside their CIDR. Shared by NetworkPolicy
+//! `ipBlock`, cluster policy `networks` and EgressPolicy `cidr`.
 
 use crate::model::Cidr;
 use ipnet::IpNet;
@@ -24,6 +25,26 @@ pub(crate) fn parse_cidr(written: &str) -> Result<Cidr, String> {
         let max = if address.is_ipv4() { 32 } else { 128 };
         invalid(format!("prefix length {prefix} is longer than {max}"))
     })
+}
+
+/// An `except` entry: of the same family as `cidr` and strictly inside it.
+pub(crate) fn strictly_inside(entry: Cidr, cidr: Cidr) -> Result<(), String> {
+    let (inner, outer) = (entry.network(), cidr.network());
+    let same_family = matches!(
+        (inner, outer),
+        (IpNet::V4(_), IpNet::V4(_)) | (IpNet::V6(_), IpNet::V6(_))
+    );
+    if !same_family {
+        return Err(format!(
+            "except entry {entry} is not of the same IP family as cidr {cidr}"
+        ));
+    }
+    if !(outer.contains(&inner) && inner.prefix_len() > outer.prefix_len()) {
+        return Err(format!(
+            "except entry {entry} must be a strict subset of cidr {cidr}"
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -60,6 +60,32 @@ fn insert(cluster: &mut Cluster, object: Object) {
         Object::ClusterPolicy(policy) => {
             cluster.cluster_policies.insert(policy.policy_ref(), policy);
         }
+        Object::Service(service) => {
+            let key = ObjectRef {
+                namespace: service.namespace.clone(),
+                name: service.name.clone(),
+            };
+            cluster.services.insert(key, service);
+        }
+        Object::EndpointSlice(slice) => {
+            let key = ObjectRef {
+                namespace: slice.namespace.clone(),
+                name: slice.name.clone(),
+            };
+            cluster.endpoint_slices.insert(key, slice);
+        }
+        Object::TrustBoundary(boundary) => {
+            cluster
+                .trust_boundaries
+                .insert(boundary.name.clone(), boundary);
+        }
+        Object::EgressPolicy(policy) => {
+            let key = ObjectRef {
+                namespace: policy.namespace.clone(),
+                name: policy.name.clone(),
+            };
+            cluster.egress_policies.insert(key, policy);
+        }
     }
 }
 

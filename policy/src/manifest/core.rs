@@ -226,7 +226,8 @@ pub(crate) fn node(
     }))
 }
 
-fn ip_address(written: &str) -> Result<IpAddr, String> {
+/// An IP address as the API writes it.
+pub(crate) fn ip_address(written: &str) -> Result<IpAddr, String> {
     written
         .parse()
         .map_err(|_| format!("invalid IP address {written:?}"))

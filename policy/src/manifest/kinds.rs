@@ -8,9 +8,13 @@ use super::Object;
 use super::admin_network_policy;
 use super::baseline_admin_network_policy;
 use super::core;
+use super::egress_policy;
+use super::endpoint_slice;
 use super::error::{FieldError, FieldPath};
 use super::metadata::{self, NameSyntax, ObjectMeta, Scope};
 use super::network_policy;
+use super::service;
+use super::trust_boundary;
 use super::wire::type_name;
 use serde_norway::Value;
 
@@ -49,6 +53,20 @@ pub(crate) const KINDS: &[Kind] = &[
         parse: core::node,
     },
     Kind {
+        api_version: "v1",
+        kind: "Service",
+        scope: Scope::Namespaced,
+        name_syntax: NameSyntax::Dns1035Label,
+        parse: service::service,
+    },
+    Kind {
+        api_version: "discovery.k8s.io/v1",
+        kind: "EndpointSlice",
+        scope: Scope::Namespaced,
+        name_syntax: NameSyntax::Dns1123Subdomain,
+        parse: endpoint_slice::endpoint_slice,
+    },
+    Kind {
         api_version: "networking.k8s.io/v1",
         kind: "NetworkPolicy",
         scope: Scope::Namespaced,
@@ -68,6 +86,20 @@ pub(crate) const KINDS: &[Kind] = &[
         scope: Scope::Cluster,
         name_syntax: NameSyntax::Dns1123Subdomain,
         parse: baseline_admin_network_policy::baseline_admin_network_policy,
+    },
+    Kind {
+        api_version: "palisade.dev/v1alpha1",
+        kind: "TrustBoundary",
+        scope: Scope::Cluster,
+        name_syntax: NameSyntax::Dns1123Subdomain,
+        parse: trust_boundary::trust_boundary,
+    },
+    Kind {
+        api_version: "palisade.dev/v1alpha1",
+        kind: "EgressPolicy",
+        scope: Scope::Namespaced,
+        name_syntax: NameSyntax::Dns1123Subdomain,
+        parse: egress_policy::egress_policy,
     },
 ];
 
@@ -235,11 +267,11 @@ mod tests {
     #[test]
     fn unknown_kinds_are_rejected_naming_kind_and_api_version() {
         let texts =
-            error_texts("apiVersion: v1\nkind: Service\nmetadata: {name: web, namespace: x}");
+            error_texts("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: web, namespace: x}");
         assert_eq!(texts.len(), 1);
         assert!(
             texts[0].starts_with(
-                "m.yaml: document 1 (Service x/web): kind: unsupported kind \"Service\" \
+                "m.yaml: document 1 (ConfigMap x/web): kind: unsupported kind \"ConfigMap\" \
                  (apiVersion \"v1\"); palisade reads v1 Namespace, v1 Pod,"
             ),
             "{texts:?}"

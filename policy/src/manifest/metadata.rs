@@ -26,6 +26,8 @@ pub(crate) enum Scope {
 pub(crate) enum NameSyntax {
     /// Namespaces.
     Dns1123Label,
+    /// Services: a DNS-1123 label starting with a letter.
+    Dns1035Label,
     /// Most other kinds.
     Dns1123Subdomain,
 }
@@ -77,6 +79,7 @@ impl ObjectMeta {
             Some(name) => {
                 let syntax = match name_syntax {
                     NameSyntax::Dns1123Label => names::dns1123_label(&name),
+                    NameSyntax::Dns1035Label => names::dns1035_label(&name),
                     NameSyntax::Dns1123Subdomain => names::dns1123_subdomain(&name),
                 };
                 problems.check(

@@ -7,10 +7,12 @@
 //!
 //! Layout: `documents` splits a stream, `kinds` dispatches on apiVersion/kind (adding a
 //! kind starts there), one module per kind or group of kinds (`core`, `network_policy`,
-//! `admin_network_policy`, `baseline_admin_network_policy`) holds their wire types,
-//! validation and conversion, with shared pieces in `metadata`, `selector`, `ports`,
-//! `cidr`, `names`, `wire` and `cluster_policy` (what the `policy.networking.k8s.io`
-//! kinds share); `error` has the error types and `cluster` the assembly.
+//! `admin_network_policy`, `baseline_admin_network_policy`, `service`,
+//! `endpoint_slice`, and palisade's own `trust_boundary`, `egress_policy`) holds their
+//! wire types, validation and conversion, with shared pieces in `metadata`,
+//! `selector`, `ports`, `port_ranges`, `cidr`, `fqdn`, `names`, `wire` and
+//! `cluster_policy` (what the `policy.networking.k8s.io` kinds share); `error` has the
+//! error types and `cluster` the assembly.
 
 mod admin_network_policy;
 mod baseline_admin_network_policy;
@@ -19,13 +21,19 @@ mod cluster;
 mod cluster_policy;
 mod core;
 mod documents;
+mod egress_policy;
+mod endpoint_slice;
 mod error;
+mod fqdn;
 mod kinds;
 mod metadata;
 mod names;
 mod network_policy;
+mod port_ranges;
 mod ports;
 mod selector;
+mod service;
+mod trust_boundary;
 mod wire;
 
 #[cfg(test)]
@@ -35,6 +43,8 @@ pub use cluster::build_cluster;
 pub use error::{ManifestError, ManifestErrors};
 
 use crate::model::{ClusterPolicy, Namespace, NetworkPolicy, Node, Pod};
+use crate::model::{EgressPolicy, TrustBoundary};
+use crate::model::{EndpointSlice, Service};
 
 /// An object palisade reads from manifests.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -45,6 +55,12 @@ pub enum Object {
     NetworkPolicy(NetworkPolicy),
     /// An AdminNetworkPolicy or a BaselineAdminNetworkPolicy (its `kind` says which).
     ClusterPolicy(ClusterPolicy),
+    Service(Service),
+    EndpointSlice(EndpointSlice),
+    /// A palisade TrustBoundary (`palisade.dev/v1alpha1`).
+    TrustBoundary(TrustBoundary),
+    /// A palisade EgressPolicy (`palisade.dev/v1alpha1`).
+    EgressPolicy(EgressPolicy),
 }
 
 impl Object {
@@ -55,6 +71,10 @@ impl Object {
             Object::Node(_) => "Node",
             Object::NetworkPolicy(_) => "NetworkPolicy",
             Object::ClusterPolicy(policy) => policy.kind.as_str(),
+            Object::Service(_) => "Service",
+            Object::EndpointSlice(_) => "EndpointSlice",
+            Object::TrustBoundary(_) => "TrustBoundary",
+            Object::EgressPolicy(_) => "EgressPolicy",
         }
     }
 
@@ -69,6 +89,10 @@ impl Object {
                 format!("{kind} {}/{}", policy.namespace, policy.name)
             }
             Object::ClusterPolicy(policy) => format!("{kind} {}", policy.name),
+            Object::Service(service) => format!("{kind} {}/{}", service.namespace, service.name),
+            Object::EndpointSlice(slice) => format!("{kind} {}/{}", slice.namespace, slice.name),
+            Object::TrustBoundary(boundary) => format!("{kind} {}", boundary.name),
+            Object::EgressPolicy(policy) => format!("{kind} {}/{}", policy.namespace, policy.name),
         }
     }
 }

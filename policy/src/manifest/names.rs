@@ -24,6 +24,17 @@ pub(crate) fn dns1123_label(text: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// A DNS-1035 label (Service names): a DNS-1123 label that starts with a letter.
+pub(crate) fn dns1035_label(text: &str) -> Result<(), String> {
+    dns1123_label(text)?;
+    if !text.starts_with(|c: char| c.is_ascii_lowercase()) {
+        return Err(format!(
+            "{text:?} is not a valid DNS-1035 label: it must start with a lowercase letter"
+        ));
+    }
+    Ok(())
+}
+
 /// A DNS-1123 subdomain (most object names): dot-separated DNS-1123 labels, at most
 /// 253 characters in all.
 pub(crate) fn dns1123_subdomain(text: &str) -> Result<(), String> {
@@ -157,6 +168,12 @@ mod tests {
         }
         for bad in ["", "-a", "a-", "A", "a.b", "a_b", &"a".repeat(64)] {
             assert!(dns1123_label(bad).is_err(), "{bad}");
+        }
+        for ok in ["web", "a1", "my-svc"] {
+            assert!(dns1035_label(ok).is_ok(), "{ok}");
+        }
+        for bad in ["1web", "0", "-a", "a.b", "Web", ""] {
+            assert!(dns1035_label(bad).is_err(), "{bad}");
         }
         for ok in ["allow-web", "a.b.c", "x"] {
             assert!(dns1123_subdomain(ok).is_ok(), "{ok}");

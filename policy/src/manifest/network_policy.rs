@@ -3,14 +3,13 @@
 //! fields anywhere in the object are errors; `status` is ignored.
 
 use super::Object;
-use super::cidr::parse_cidr;
+use super::cidr::{parse_cidr, strictly_inside};
 use super::error::{FieldError, FieldPath, Problems};
 use super::metadata::ObjectMeta;
 use super::ports::{self, IntOrString};
 use super::selector::{self, LabelSelectorWire};
 use super::wire::{deserialize_at, nullable};
-use crate::model::{Cidr, Direction, NetworkPolicy, Peer, PolicyRule, PortSpec, Protocol};
-use ipnet::IpNet;
+use crate::model::{Direction, NetworkPolicy, Peer, PolicyRule, PortSpec, Protocol};
 use serde::Deserialize;
 use serde::de::IgnoredAny;
 use serde_norway::Value;
@@ -253,25 +252,6 @@ fn ip_block(wire: IpBlockWire, at: &FieldPath, problems: &mut Problems) -> Optio
         cidr: cidr?,
         except,
     })
-}
-
-fn strictly_inside(entry: Cidr, cidr: Cidr) -> Result<(), String> {
-    let (inner, outer) = (entry.network(), cidr.network());
-    let same_family = matches!(
-        (inner, outer),
-        (IpNet::V4(_), IpNet::V4(_)) | (IpNet::V6(_), IpNet::V6(_))
-    );
-    if !same_family {
-        return Err(format!(
-            "except entry {entry} is not of the same IP family as cidr {cidr}"
-        ));
-    }
-    if !(outer.contains(&inner) && inner.prefix_len() > outer.prefix_len()) {
-        return Err(format!(
-            "except entry {entry} must be a strict subset of cidr {cidr}"
-        ));
-    }
-    Ok(())
 }
 
 /// One entry of `ports`. Meaningful only if no problem was recorded.

@@ -6,7 +6,8 @@
 //! How a new flow is decided at one end, tier by tier (the first tier that decides
 //! wins):
 //! 1. [`Tier::Admin`]: the policies whose subject selects the endpoint, by ascending
-//!    [`ClusterPolicy::priority`], then by name; within a policy, rules in order. The
+//!    [`ClusterPolicy::priority`], then by kind (AdminNetworkPolicy before
+//!    TrustBoundary), then by name; within a policy, rules in order. The
 //!    first rule whose peers and ports match decides: `Allow` and `Deny` end the
 //!    evaluation, `Pass` skips the rest of the tier.
 //! 2. Kubernetes NetworkPolicy: if policies isolate the endpoint for the direction,
@@ -48,6 +49,9 @@ pub enum ClusterPolicyKind {
     /// `policy.networking.k8s.io/v1alpha1` BaselineAdminNetworkPolicy, the singleton
     /// named `default`: [`Tier::Baseline`].
     BaselineAdminNetworkPolicy,
+    /// `palisade.dev/v1alpha1` TrustBoundary, one policy per zone (see
+    /// [`TrustBoundary`](super::TrustBoundary)): [`Tier::Admin`].
+    TrustBoundary,
 }
 
 impl ClusterPolicyKind {
@@ -56,13 +60,14 @@ impl ClusterPolicyKind {
         match self {
             ClusterPolicyKind::AdminNetworkPolicy => "AdminNetworkPolicy",
             ClusterPolicyKind::BaselineAdminNetworkPolicy => "BaselineAdminNetworkPolicy",
+            ClusterPolicyKind::TrustBoundary => "TrustBoundary",
         }
     }
 
     /// The tier objects of this kind belong to.
     pub const fn tier(self) -> Tier {
         match self {
-            ClusterPolicyKind::AdminNetworkPolicy => Tier::Admin,
+            ClusterPolicyKind::AdminNetworkPolicy | ClusterPolicyKind::TrustBoundary => Tier::Admin,
             ClusterPolicyKind::BaselineAdminNetworkPolicy => Tier::Baseline,
         }
     }
@@ -97,12 +102,13 @@ pub struct ClusterPolicy {
     /// Set by the conversion: [`ClusterPolicyKind::tier`] for the upstream kinds.
     pub tier: Tier,
     /// Order within the tier: lower numbers are evaluated first (AdminNetworkPolicy
-    /// `spec.priority`, 0..=1000; 0 for the baseline singleton).
+    /// and TrustBoundary `spec.priority`, 0..=1000; 0 for the baseline singleton).
     ///
     /// Upstream leaves the order of two policies with the same priority undefined;
-    /// palisade evaluates them by name, so the outcome is deterministic, but it is a
-    /// palisade choice that another implementation may not share: give policies that
-    /// can match the same traffic distinct priorities.
+    /// palisade evaluates them by kind (AdminNetworkPolicy first), then by name, so the
+    /// outcome is deterministic, but it is a palisade choice that another
+    /// implementation may not share: give policies that can match the same traffic
+    /// distinct priorities.
     pub priority: u32,
     pub subject: Subject,
     pub ingress: Vec<ClusterRule>,

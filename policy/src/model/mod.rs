@@ -5,19 +5,44 @@
 //! Policy comes in tiers: cluster-scoped admin policies ([`ClusterPolicy`] of
 //! [`Tier::Admin`]), then namespaced Kubernetes [`NetworkPolicy`], then the cluster's
 //! baseline ([`Tier::Baseline`]); `cluster_policy` describes how they compose.
+//! palisade's own kinds join that chain: a [`TrustBoundary`] maps onto the admin tier,
+//! an [`EgressPolicy`] narrows egress between the admin tier and NetworkPolicy.
+//!
+//! [`Service`]s and [`EndpointSlice`]s say which backends a Service address leads to;
+//! policy applies to the backends, never to the Service address itself.
 
 mod cluster_policy;
+mod egress_policy;
+mod endpoint_slice;
+mod fqdn;
 mod labels;
 mod network_policy;
 mod node_peer;
+mod protocol_ports;
+mod service;
+mod trust_boundary;
 
 pub use cluster_policy::{
     ClusterPeer, ClusterPolicy, ClusterPolicyKind, ClusterPolicyRef, ClusterPort, ClusterRule,
     RuleAction, Subject, Tier,
 };
+pub use egress_policy::{
+    EgressPeer, EgressPolicy, EgressRule, Enforcement, IMPLICIT_DENY_RULE_NAME, SocketRules,
+};
+pub use endpoint_slice::{
+    AddressType, EndpointConditions, EndpointSlice, SERVICE_NAME_LABEL, SliceEndpoint, SlicePort,
+    TargetRef,
+};
+pub use fqdn::FqdnPattern;
 pub use labels::{LabelSelector, Labels, SelectorOperator, SelectorRequirement};
 pub use network_policy::{NetworkPolicy, Peer, PolicyRule, PortRef, PortSpec};
 pub use node_peer::NodePeer;
+pub use protocol_ports::ProtocolPorts;
+pub use service::{Service, ServicePort, ServiceType, VirtualIpSource};
+pub use trust_boundary::{
+    DEFAULT_TRUST_BOUNDARY_PRIORITY, ISOLATION_RULE_NAME, SharedService, SharedServiceDirection,
+    TrustBoundary, ZONE_RULE_NAME, Zone,
+};
 
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
@@ -182,6 +207,14 @@ pub struct Cluster {
     /// AdminNetworkPolicies, BaselineAdminNetworkPolicies and other cluster-scoped
     /// policy, in tier-neutral form.
     pub cluster_policies: BTreeMap<ClusterPolicyRef, ClusterPolicy>,
+    /// palisade TrustBoundaries, by name: admin-tier zone isolation (`trust_boundary`).
+    pub trust_boundaries: BTreeMap<String, TrustBoundary>,
+    /// palisade EgressPolicies: per-pod egress allowlists (`egress_policy`).
+    pub egress_policies: BTreeMap<ObjectRef, EgressPolicy>,
+    /// Services: their addresses are translated to backends (`crate::compile`).
+    pub services: BTreeMap<ObjectRef, Service>,
+    /// EndpointSlices, keyed by their own namespace/name.
+    pub endpoint_slices: BTreeMap<ObjectRef, EndpointSlice>,
 }
 
 impl Cluster {

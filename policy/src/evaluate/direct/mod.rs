@@ -4,44 +4,53 @@
 //! documentation; tests hold the compiled tables to it.
 //!
 //! At one end (egress at the source, ingress at the destination), tier by tier:
-//! 1. Admin (AdminNetworkPolicy): the policies whose subject selects the endpoint, by
-//!    priority then name, rules in order; the first matching rule decides, except that
-//!    `Pass` skips to the next tier.
-//! 2. NetworkPolicy: if policies of the endpoint's namespace isolate it for the
+//! 1. Admin (AdminNetworkPolicy and TrustBoundary): the AdminNetworkPolicies whose
+//!    subject selects the endpoint and the TrustBoundaries whose namespaces include the
+//!    endpoint's, by priority, then kind (AdminNetworkPolicy first), then name; the
+//!    first matching rule decides, except that `Pass` skips to the next tier. A
+//!    TrustBoundary passes pods of the endpoint's zone and its shared services (on
+//!    their ports, in their direction) and denies every other pod (`trust_boundary`).
+//! 2. On egress, if EgressPolicies select the endpoint: the decision of steps 3-5,
+//!    narrowed by their allowlist (`egress_policy`): kept where the allowlist allows
+//!    the flow (an allow then cites the allowlist's rule), else the allowlist's
+//!    implicit deny (Deny; AuditDeny in Audit mode, which a Deny of steps 3-5 beats).
+//! 3. NetworkPolicy: if policies of the endpoint's namespace isolate it for the
 //!    direction, the flow is allowed iff one of their rules allows it.
-//! 3. Baseline (BaselineAdminNetworkPolicy), like the admin tier, only if no
+//! 4. Baseline (BaselineAdminNetworkPolicy), like the admin tier, only if no
 //!    NetworkPolicy isolates the endpoint for the direction.
-//! 4. Allowed.
+//! 5. Allowed.
 //!
 //! Where the APIs leave behaviour to the implementation, this follows palisade:
 //! - An endpoint that no tier constrains in a direction (no isolating NetworkPolicy, no
 //!   cluster policy with rules for it there) is not enforced: allowed, whatever the peer.
 //! - The endpoint's own node (its Node object's addresses and those of the host-network
-//!   pods on it) is allowed by the NetworkPolicy tier and by default; only cluster
-//!   policies can deny it.
+//!   pods on it) is allowed by the NetworkPolicy tier and by default, and never
+//!   narrowed by an egress allowlist; only cluster policies can deny it.
 //! - Nodes are never pods nor ipBlock members: NetworkPolicy reaches them only with
 //!   rules without peers. Cluster policies select them with `nodes`, and with `networks`
 //!   that contain any of their addresses (a node is one peer).
 //! - IPv4-mapped IPv6 addresses and prefixes are IPv4 (the kernel cannot tell them
 //!   apart).
 //! - An address two pods claim belongs to the first by namespace/name.
-//! - Cluster policies of equal priority are evaluated by name.
+//! - Cluster policies of equal priority are evaluated by kind, then name.
 //!
 //! Objects are identified by their keys in [`Cluster`]; a NetworkPolicy applies in the
 //! namespace of its key.
 
 mod cluster_policy;
+mod egress_policy;
 mod network_policy;
 mod peer;
+mod tier;
+mod trust_boundary;
 
 use super::flow::{Endpoint, FlowAddresses, FlowDecision, FlowError, IpFamily};
 use super::outcome::Reason;
 use crate::compile::tables::{RuleInfo, Verdict};
-use crate::model::{
-    Cluster, ClusterPolicy, Direction, Labels, NetworkPolicy, ObjectRef, Pod, RuleAction, Tier,
-};
+use crate::model::{Cluster, Direction, NetworkPolicy, ObjectRef, Pod, Tier};
 use peer::{PeerKind, classify};
 use std::net::IpAddr;
+use tier::{TierPolicy, subject_of};
 
 /// What the policies decide for one new flow at one end.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -95,9 +104,19 @@ pub fn decide(
                 && policy.pod_selector.matches(&local.labels)
         })
         .collect();
-    let admin = subject_of(cluster, Tier::Admin, &namespace_labels, local, direction);
+    let mut admin = subject_of(cluster, Tier::Admin, &namespace_labels, local, direction);
+    admin.extend(trust_boundary::containing(
+        cluster,
+        &endpoint.namespace,
+        &namespace_labels,
+    ));
+    admin.sort_by(|a, b| a.order().cmp(&b.order()));
     let baseline = subject_of(cluster, Tier::Baseline, &namespace_labels, local, direction);
-    if isolating.is_empty() && admin.is_empty() && baseline.is_empty() {
+    let allowlist = match direction {
+        Direction::Egress => egress_policy::effective(cluster, &endpoint.namespace, local),
+        Direction::Ingress => Vec::new(),
+    };
+    if isolating.is_empty() && admin.is_empty() && baseline.is_empty() && allowlist.is_empty() {
         return Some(Decision::by_default(
             Verdict::Allow,
             Reason::AllowedNotIsolated,
@@ -115,33 +134,50 @@ pub fn decide(
     };
     let own_node = matches!(flow.peer, PeerKind::OwnNode(_));
 
-    if let Some(decision) = flow.cluster_tier(&admin) {
+    if let Some(decision) = flow.tier(&admin) {
         return Some(decision);
     }
-    if !isolating.is_empty() {
-        if own_node {
-            return Some(Decision::by_default(Verdict::Allow, Reason::AllowedHost));
-        }
-        let allowing = isolating.iter().find_map(|(policy_ref, policy)| {
-            let index = policy
-                .rules(direction)
-                .iter()
-                .position(|rule| flow.allowed_by(rule, &policy_ref.namespace))?;
-            Some(RuleInfo::network_policy(policy_ref, direction, index))
-        });
-        return Some(match allowing {
-            Some(rule) => Decision::by_rule(Verdict::Allow, rule),
-            None => Decision::by_default(Verdict::Deny, Reason::DeniedPolicy),
-        });
-    }
-    if let Some(decision) = flow.cluster_tier(&baseline) {
-        return Some(decision);
-    }
-    Some(if own_node {
-        Decision::by_default(Verdict::Allow, Reason::AllowedHost)
+    let later = flow.later_tiers(&isolating, &baseline, own_node);
+    Some(if allowlist.is_empty() || own_node {
+        later
     } else {
-        Decision::by_default(Verdict::Allow, Reason::AllowedNotIsolated)
+        flow.narrowed(&allowlist, later)
     })
+}
+
+impl FlowAtEnd<'_> {
+    /// What NetworkPolicy, then the baseline tier, then the default decide.
+    fn later_tiers(
+        &self,
+        isolating: &[(&ObjectRef, &NetworkPolicy)],
+        baseline: &[TierPolicy],
+        own_node: bool,
+    ) -> Decision {
+        if !isolating.is_empty() {
+            if own_node {
+                return Decision::by_default(Verdict::Allow, Reason::AllowedHost);
+            }
+            let allowing = isolating.iter().find_map(|(policy_ref, policy)| {
+                let index = policy
+                    .rules(self.direction)
+                    .iter()
+                    .position(|rule| self.allowed_by(rule, &policy_ref.namespace))?;
+                Some(RuleInfo::network_policy(policy_ref, self.direction, index))
+            });
+            return match allowing {
+                Some(rule) => Decision::by_rule(Verdict::Allow, rule),
+                None => Decision::by_default(Verdict::Deny, Reason::DeniedPolicy),
+            };
+        }
+        if let Some(decision) = self.tier(baseline) {
+            return decision;
+        }
+        if own_node {
+            Decision::by_default(Verdict::Allow, Reason::AllowedHost)
+        } else {
+            Decision::by_default(Verdict::Allow, Reason::AllowedNotIsolated)
+        }
+    }
 }
 
 impl Decision {
@@ -162,28 +198,6 @@ impl Decision {
     }
 }
 
-/// The cluster policies of `tier` whose subject is the pod (in a namespace with
-/// `namespace_labels`) and that have rules for `direction`, in evaluation order.
-fn subject_of<'a>(
-    cluster: &'a Cluster,
-    tier: Tier,
-    namespace_labels: &Labels,
-    pod: &Pod,
-    direction: Direction,
-) -> Vec<&'a ClusterPolicy> {
-    let mut policies: Vec<&ClusterPolicy> = cluster
-        .cluster_policies
-        .values()
-        .filter(|policy| {
-            policy.tier == tier
-                && !policy.rules(direction).is_empty()
-                && policy.subject.selects(namespace_labels, &pod.labels)
-        })
-        .collect();
-    policies.sort_by_key(|policy| (policy.priority, &policy.name, policy.kind));
-    policies
-}
-
 /// A new flow at one end, to be matched against rules.
 struct FlowAtEnd<'a> {
     cluster: &'a Cluster,
@@ -195,26 +209,6 @@ struct FlowAtEnd<'a> {
 }
 
 impl FlowAtEnd<'_> {
-    /// What a cluster policy tier made of `policies` (in evaluation order) decides: the
-    /// first matching rule's Allow or Deny; None if no rule matches or the first that
-    /// does passes.
-    fn cluster_tier(&self, policies: &[&ClusterPolicy]) -> Option<Decision> {
-        for policy in policies {
-            for (index, rule) in policy.rules(self.direction).iter().enumerate() {
-                if !self.matches(rule) {
-                    continue;
-                }
-                let info = RuleInfo::cluster_policy(policy, self.direction, index, rule.action);
-                return match rule.action {
-                    RuleAction::Allow => Some(Decision::by_rule(Verdict::Allow, info)),
-                    RuleAction::Deny => Some(Decision::by_rule(Verdict::Deny, info)),
-                    RuleAction::Pass => None,
-                };
-            }
-        }
-        None
-    }
-
     /// The pod that receives the flow, where named ports resolve.
     fn receiver(&self) -> Option<&Pod> {
         match (self.direction, &self.peer) {

@@ -10,6 +10,7 @@ use crate::model::{
     Peer, Pod, PolicyRule, PortRef, PortSpec, Protocol, RuleAction, SelectorOperator,
     SelectorRequirement, Subject,
 };
+use crate::model::{EgressPolicy, TrustBoundary};
 use std::net::IpAddr;
 
 pub const TCP: u8 = 6;
@@ -297,6 +298,20 @@ impl ClusterBuilder {
         self.cluster
             .cluster_policies
             .insert(policy.policy_ref(), policy);
+        self
+    }
+
+    pub fn trust_boundary(mut self, boundary: TrustBoundary) -> Self {
+        self.cluster
+            .trust_boundaries
+            .insert(boundary.name.clone(), boundary);
+        self
+    }
+
+    pub fn egress_policy(mut self, policy: EgressPolicy) -> Self {
+        self.cluster
+            .egress_policies
+            .insert(object_ref(&policy.namespace, &policy.name), policy);
         self
     }
 

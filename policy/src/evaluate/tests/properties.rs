@@ -4,7 +4,9 @@
 //! ends. The compiled tables must also keep their invariants.
 //!
 //! Clusters carry NetworkPolicies, AdminNetworkPolicies (priorities from a small set,
-//! so that ties happen) and a BaselineAdminNetworkPolicy, over labelled nodes. Labels,
+//! so that ties happen), TrustBoundaries (by namespace or by zone label, with shared
+//! services), EgressPolicies (enforcing and auditing, with CIDR, pod and DNS name
+//! destinations) and a BaselineAdminNetworkPolicy, over labelled nodes. Labels,
 //! addresses, CIDRs and ports come from small alphabets so that selectors, blocks,
 //! excepts, networks, node addresses and named ports collide with pods and probes
 //! often.
@@ -17,6 +19,10 @@ use crate::model::{
     Cluster, ClusterPeer, ClusterPolicy, ClusterPolicyKind, ClusterPort, ClusterRule, Direction,
     LabelSelector, NetworkPolicy, Peer, Pod, PolicyRule, PortRef, PortSpec, Protocol, RuleAction,
     SelectorOperator, SelectorRequirement, Subject,
+};
+use crate::model::{
+    EgressPeer, EgressPolicy, EgressRule, Enforcement, FqdnPattern, ProtocolPorts, SharedService,
+    SharedServiceDirection, TrustBoundary,
 };
 use proptest::collection::vec;
 use proptest::prelude::*;
@@ -261,10 +267,10 @@ fn subject() -> impl Strategy<Value = Subject> {
 
 fn cluster_policy(kind: ClusterPolicyKind, name: String) -> impl Strategy<Value = ClusterPolicy> {
     let actions = match kind {
-        ClusterPolicyKind::AdminNetworkPolicy => {
+        ClusterPolicyKind::BaselineAdminNetworkPolicy => vec![RuleAction::Allow, RuleAction::Deny],
+        ClusterPolicyKind::AdminNetworkPolicy | ClusterPolicyKind::TrustBoundary => {
             vec![RuleAction::Allow, RuleAction::Deny, RuleAction::Pass]
         }
-        ClusterPolicyKind::BaselineAdminNetworkPolicy => vec![RuleAction::Allow, RuleAction::Deny],
     };
     (
         select(PRIORITIES.to_vec()),
@@ -277,8 +283,10 @@ fn cluster_policy(kind: ClusterPolicyKind, name: String) -> impl Strategy<Value 
             name: name.clone(),
             tier: kind.tier(),
             priority: match kind {
-                ClusterPolicyKind::AdminNetworkPolicy => priority,
                 ClusterPolicyKind::BaselineAdminNetworkPolicy => 0,
+                ClusterPolicyKind::AdminNetworkPolicy | ClusterPolicyKind::TrustBoundary => {
+                    priority
+                }
             },
             subject,
             ingress,
@@ -301,6 +309,116 @@ fn cluster_policies() -> impl Strategy<Value = Vec<ClusterPolicy>> {
         policies.extend(baseline);
         policies
     })
+}
+
+fn protocol_ports() -> impl Strategy<Value = ProtocolPorts> {
+    prop_oneof![
+        3 => (protocol(), select(PORTS.to_vec()))
+            .prop_map(|(protocol, port)| ProtocolPorts::single(protocol, port)),
+        1 => (protocol(), select(PORTS.to_vec()), select(END_PORTS.to_vec())).prop_map(
+            |(protocol, first, last)| ProtocolPorts {
+                protocol,
+                first: first.min(last),
+                last: first.max(last),
+            }
+        ),
+        1 => protocol().prop_map(ProtocolPorts::all),
+    ]
+}
+
+fn shared_service(index: usize) -> impl Strategy<Value = SharedService> {
+    (
+        selector(),
+        selector(),
+        vec(protocol_ports(), 0..=2),
+        select(vec![
+            SharedServiceDirection::ToService,
+            SharedServiceDirection::FromService,
+            SharedServiceDirection::Both,
+        ]),
+    )
+        .prop_map(
+            move |(namespace_selector, pod_selector, ports, direction)| SharedService {
+                name: format!("svc{index}"),
+                namespace_selector,
+                pod_selector,
+                ports,
+                direction,
+            },
+        )
+}
+
+fn trust_boundary(index: usize) -> impl Strategy<Value = TrustBoundary> {
+    let services = (0..=2usize).prop_flat_map(|n| (0..n).map(shared_service).collect::<Vec<_>>());
+    (
+        select(PRIORITIES.to_vec()),
+        prop_oneof![1 => Just(LabelSelector::default()), 2 => selector()],
+        prop::option::of(select(LABEL_KEYS.to_vec())),
+        services,
+    )
+        .prop_map(
+            move |(priority, namespace_selector, zone_label, shared_services)| TrustBoundary {
+                name: format!("tb{index}"),
+                priority,
+                namespace_selector,
+                zone_label: zone_label.map(str::to_string),
+                shared_services,
+            },
+        )
+}
+
+fn egress_peer() -> impl Strategy<Value = EgressPeer> {
+    prop_oneof![
+        2 => (prop::option::of(selector()), prop::option::of(selector())).prop_map(
+            |(namespace_selector, pod_selector)| EgressPeer::Pods {
+                namespace_selector,
+                pod_selector,
+            }
+        ),
+        3 => (select(CIDRS.to_vec()), subsequence(EXCEPTS.to_vec(), 0..=1)).prop_map(
+            |(block, except)| EgressPeer::Cidr {
+                cidr: cidr(block),
+                except: except.into_iter().map(cidr).collect(),
+            }
+        ),
+        1 => select(vec!["api.github.com", "*.pypi.org"])
+            .prop_map(|name| EgressPeer::Fqdn(FqdnPattern::validated(name.to_string()))),
+    ]
+}
+
+fn egress_rule() -> impl Strategy<Value = EgressRule> {
+    (
+        vec(egress_peer(), 1..=2),
+        prop_oneof![1 => Just(Vec::new()), 2 => vec(protocol_ports(), 1..=2)],
+    )
+        .prop_map(|(to, ports)| EgressRule {
+            name: String::new(),
+            to,
+            ports,
+        })
+}
+
+fn egress_policy(index: usize) -> impl Strategy<Value = EgressPolicy> {
+    (
+        select(NAMESPACES.to_vec()),
+        prop_oneof![1 => Just(LabelSelector::default()), 2 => selector()],
+        select(vec![
+            Enforcement::Enforce,
+            Enforcement::Enforce,
+            Enforcement::Audit,
+        ]),
+        vec(egress_rule(), 0..=3),
+    )
+        .prop_map(
+            move |(namespace, pod_selector, enforcement, egress)| EgressPolicy {
+                namespace: namespace.to_string(),
+                name: format!("ep{index}"),
+                pod_selector,
+                enforcement,
+                egress,
+                sockets: None,
+            },
+        )
 }
 
 fn pod_strategy(index: usize) -> impl Strategy<Value = Pod> {
@@ -350,34 +468,52 @@ fn cluster_strategy() -> impl Strategy<Value = Cluster> {
     );
     let pods = (2..=6usize).prop_flat_map(|n| (0..n).map(pod_strategy).collect::<Vec<_>>());
     let policies = (0..=4usize).prop_flat_map(|n| (0..n).map(network_policy).collect::<Vec<_>>());
-    let tiers = (namespaces, nodes, pods, policies, cluster_policies());
-    tiers.prop_map(|(namespaces, nodes, pods, policies, cluster_policies)| {
-        let mut builder = ClusterBuilder::new();
-        for (name, labels) in NAMESPACES.iter().zip(&namespaces) {
-            let labels: Vec<(&str, &str)> = labels
-                .iter()
-                .map(|(k, v)| (k.as_str(), v.as_str()))
-                .collect();
-            builder = builder.namespace(name, &labels);
-        }
-        for (i, (addresses, labels)) in nodes.iter().enumerate() {
-            let labels: Vec<(&str, &str)> = labels
-                .iter()
-                .map(|(k, v)| (k.as_str(), v.as_str()))
-                .collect();
-            builder = builder.labelled_node(&format!("node-{i}"), addresses, &labels);
-        }
-        for pod in pods {
-            builder = builder.pod(pod);
-        }
-        for policy in policies {
-            builder = builder.policy(policy);
-        }
-        for policy in cluster_policies {
-            builder = builder.cluster_policy(policy);
-        }
-        builder.build()
-    })
+    let boundaries = (0..=2usize).prop_flat_map(|n| (0..n).map(trust_boundary).collect::<Vec<_>>());
+    let allowlists = (0..=3usize).prop_flat_map(|n| (0..n).map(egress_policy).collect::<Vec<_>>());
+    let tiers = (
+        namespaces,
+        nodes,
+        pods,
+        policies,
+        cluster_policies(),
+        boundaries,
+        allowlists,
+    );
+    tiers.prop_map(
+        |(namespaces, nodes, pods, policies, cluster_policies, boundaries, allowlists)| {
+            let mut builder = ClusterBuilder::new();
+            for (name, labels) in NAMESPACES.iter().zip(&namespaces) {
+                let labels: Vec<(&str, &str)> = labels
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.as_str()))
+                    .collect();
+                builder = builder.namespace(name, &labels);
+            }
+            for (i, (addresses, labels)) in nodes.iter().enumerate() {
+                let labels: Vec<(&str, &str)> = labels
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.as_str()))
+                    .collect();
+                builder = builder.labelled_node(&format!("node-{i}"), addresses, &labels);
+            }
+            for pod in pods {
+                builder = builder.pod(pod);
+            }
+            for policy in policies {
+                builder = builder.policy(policy);
+            }
+            for policy in cluster_policies {
+                builder = builder.cluster_policy(policy);
+            }
+            for boundary in boundaries {
+                builder = builder.trust_boundary(boundary);
+            }
+            for policy in allowlists {
+                builder = builder.egress_policy(policy);
+            }
+            builder.build()
+        },
+    )
 }
 
 /// A flow's end: a pod by position in the cluster, or an external address.
@@ -459,4 +595,54 @@ proptest! {
             }
         }
     }
+}
+
+/// The random clusters above must reach every source of decisions, or agreement on
+/// them would prove little: decide a fixed sample of them and count who decided.
+#[test]
+fn random_clusters_reach_every_policy_source_and_verdict() {
+    use proptest::strategy::ValueTree;
+    use proptest::test_runner::TestRunner;
+    use std::collections::BTreeSet;
+
+    let mut runner = TestRunner::deterministic();
+    let mut seen: BTreeSet<(String, String)> = BTreeSet::new();
+    let mut verdicts = BTreeSet::new();
+    for _ in 0..150 {
+        let cluster = cluster_strategy().new_tree(&mut runner).unwrap().current();
+        let probes = vec(probe(), 8).new_tree(&mut runner).unwrap().current();
+        let harness = Harness::new(cluster);
+        let evaluator = ClusterEvaluator::new(&harness.compiled);
+        for probe in &probes {
+            let from = endpoint(&harness.cluster, &probe.from);
+            let to = endpoint(&harness.cluster, &probe.to);
+            let Ok(outcome) =
+                harness.compare(&evaluator, from, to, probe.protocol, probe.port, None)
+            else {
+                continue;
+            };
+            for end in [outcome.egress, outcome.ingress].into_iter().flatten() {
+                verdicts.insert(end.verdict);
+                if let Some(rule) = end.rule {
+                    seen.insert((rule.kind, rule.action));
+                }
+            }
+        }
+    }
+    for (kind, action) in [
+        ("NetworkPolicy", "Allow"),
+        ("AdminNetworkPolicy", "Allow"),
+        ("AdminNetworkPolicy", "Deny"),
+        ("BaselineAdminNetworkPolicy", "Deny"),
+        ("TrustBoundary", "Deny"),
+        ("EgressPolicy", "Allow"),
+        ("EgressPolicy", "Deny"),
+        ("EgressPolicy", "AuditDeny"),
+    ] {
+        assert!(
+            seen.contains(&(kind.to_string(), action.to_string())),
+            "no probe was decided by a {kind} {action} rule: {seen:?}"
+        );
+    }
+    assert_eq!(verdicts.len(), 3, "{verdicts:?}");
 }

@@ -1,0 +1,307 @@
+//! palisade EgressPolicies as the compiler needs them: which policies are an
+//! endpoint's effective allowlist, what that allowlist allows per peer identity and
+//! (protocol, port), what it does with the rest, and the per-endpoint outputs that
+//! are not policy rows (DNS name rules, socket controls).
+//!
+//! Semantics (see [`crate::model::EgressPolicy`]): the effective policies of a pod are
+//! the enforcing ones that select it, or if there are none the audit ones; a flow is in
+//! the allowlist iff some rule of an effective policy matches its destination and port
+//! (the first such rule, by policy namespace/name and rule order, is cited); a flow
+//! outside it gets the first effective policy's implicit deny (Deny, or AuditDeny when
+//! the effective policies audit). CIDRs match every identity whose addresses are in
+//! them, nodes included; pod selectors match pod identities; DNS names match no
+//! identity (the DNS proxy adds FQDN identities at run time).
+
+use super::cidr::IpBlocks;
+use super::identity::Identities;
+use super::port_map::PortMap;
+use super::ports::PortRange;
+use super::rules::{RuleCatalog, RuleId};
+use super::selection::Selection;
+use super::tables::{PortRangeEntry, RuleInfo, Verdict};
+use super::tiers::Allowlist;
+use super::verdict::{Outcome, PeerVerdicts};
+use crate::model::{
+    Cluster, EgressPeer, EgressPolicy, EgressRule, Enforcement, Pod, ProtocolPorts,
+};
+use std::collections::{BTreeMap, BTreeSet};
+
+struct IndexedPolicy<'a> {
+    policy: &'a EgressPolicy,
+    /// One id per rule of `policy.egress`.
+    rules: Vec<RuleId>,
+    implicit_deny: RuleId,
+}
+
+/// Every EgressPolicy of the cluster, in namespace/name order (which is [`RuleId`]
+/// order).
+pub(crate) struct EgressPolicies<'a> {
+    policies: Vec<IndexedPolicy<'a>>,
+}
+
+/// A DNS name rule of an endpoint's effective allowlist, before publication.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) struct FqdnRule {
+    pub pattern: String,
+    pub ports: Vec<PortRangeEntry>,
+    pub rule: RuleId,
+}
+
+/// What the effective EgressPolicies say about an endpoint's sockets.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct SocketControls {
+    pub deny_raw: bool,
+    pub deny_packet: bool,
+    pub bind_ports: Option<Vec<PortRangeEntry>>,
+    /// The controls are reported, not enforced.
+    pub audit: bool,
+}
+
+impl<'a> EgressPolicies<'a> {
+    /// Indexes the policies and enters their rules in `catalog` (tier `egress`: after
+    /// the cluster tiers, before NetworkPolicy), each policy's implicit deny after its
+    /// rules.
+    pub fn index(cluster: &'a Cluster, catalog: &mut RuleCatalog) -> Self {
+        let policies = cluster
+            .egress_policies
+            .values()
+            .map(|policy| IndexedPolicy {
+                policy,
+                rules: (0..policy.egress.len())
+                    .map(|index| catalog.add(RuleInfo::egress_policy(policy, index)))
+                    .collect(),
+                implicit_deny: catalog.add(RuleInfo::egress_policy_implicit_deny(policy)),
+            })
+            .collect();
+        Self { policies }
+    }
+
+    /// The pod's effective EgressPolicies (namespace `namespace`): the enforcing ones
+    /// that select it, else the audit ones. Empty: its egress is not narrowed.
+    pub fn effective(&self, namespace: &str, pod: &Pod) -> Selection {
+        let selecting = |enforcement: Enforcement| {
+            self.policies
+                .iter()
+                .enumerate()
+                .filter(move |(_, p)| {
+                    p.policy.namespace == namespace
+                        && p.policy.enforcement == enforcement
+                        && p.policy.pod_selector.matches(&pod.labels)
+                })
+                .map(|(i, _)| i)
+        };
+        let enforcing = Selection::new(selecting(Enforcement::Enforce));
+        if enforcing.is_empty() {
+            Selection::new(selecting(Enforcement::Audit))
+        } else {
+            enforcing
+        }
+    }
+
+    /// What `selection` (effective policies, not empty) does with a flow it does not
+    /// allow: the first policy's implicit deny, audited if the policies audit.
+    pub fn otherwise(&self, selection: &Selection) -> Outcome {
+        let Some(first) = self.selected(selection).next() else {
+            return Outcome::DEFAULT_ALLOW;
+        };
+        let verdict = match first.policy.enforcement {
+            Enforcement::Enforce => Verdict::Deny,
+            Enforcement::Audit => Verdict::AuditDeny,
+        };
+        Outcome {
+            verdict,
+            rule: Some(first.implicit_deny),
+        }
+    }
+
+    /// The DNS name rules of `selection`, sorted.
+    pub fn fqdn_rules(&self, selection: &Selection) -> Vec<FqdnRule> {
+        let mut rules: Vec<FqdnRule> = self
+            .selected(selection)
+            .flat_map(|p| p.policy.egress.iter().zip(&p.rules))
+            .flat_map(|(rule, id)| {
+                rule.to.iter().filter_map(move |peer| match peer {
+                    EgressPeer::Fqdn(pattern) => Some(FqdnRule {
+                        pattern: pattern.as_str().to_string(),
+                        ports: rule.ports.iter().map(port_range_entry).collect(),
+                        rule: *id,
+                    }),
+                    _ => None,
+                })
+            })
+            .collect();
+        rules.sort_unstable();
+        rules.dedup();
+        rules
+    }
+
+    /// The socket controls of `selection`: restricted where a policy with `sockets`
+    /// says so and no policy with `sockets` allows it.
+    pub fn socket_controls(&self, selection: &Selection) -> SocketControls {
+        let stated: Vec<_> = self
+            .selected(selection)
+            .filter_map(|p| Some((p.policy.enforcement, p.policy.sockets.as_ref()?)))
+            .collect();
+        if stated.is_empty() {
+            return SocketControls::default();
+        }
+        let deny_raw = !stated.iter().any(|(_, s)| s.allow_raw);
+        let deny_packet = !stated.iter().any(|(_, s)| s.allow_packet);
+        let bind_ports = stated
+            .iter()
+            .map(|(_, s)| s.bind_ports.as_ref())
+            .collect::<Option<Vec<_>>>()
+            .map(|lists| {
+                let ranges: BTreeSet<PortRangeEntry> =
+                    lists.into_iter().flatten().map(port_range_entry).collect();
+                ranges.into_iter().collect()
+            });
+        let restricts = deny_raw || deny_packet || bind_ports.is_some();
+        SocketControls {
+            deny_raw,
+            deny_packet,
+            bind_ports,
+            audit: restricts && stated.iter().all(|(e, _)| *e == Enforcement::Audit),
+        }
+    }
+
+    fn selected<'s>(
+        &'s self,
+        selection: &'s Selection,
+    ) -> impl Iterator<Item = &'s IndexedPolicy<'a>> + 's {
+        selection
+            .positions()
+            .iter()
+            .filter_map(|i| self.policies.get(*i))
+    }
+}
+
+fn port_range_entry(ports: &ProtocolPorts) -> PortRangeEntry {
+    PortRangeEntry {
+        protocol: ports.protocol.number(),
+        first: ports.first,
+        last: ports.last,
+    }
+}
+
+/// Computes allowlists for endpoints and the peer identities they can reach.
+pub(crate) struct AllowlistEvaluator<'a> {
+    policies: &'a EgressPolicies<'a>,
+    identities: &'a Identities,
+    blocks: &'a IpBlocks,
+    /// Identities some address resolves to; others never need rows.
+    peer_identities: &'a BTreeSet<u32>,
+}
+
+impl<'a> AllowlistEvaluator<'a> {
+    pub fn new(
+        policies: &'a EgressPolicies<'a>,
+        identities: &'a Identities,
+        blocks: &'a IpBlocks,
+        peer_identities: &'a BTreeSet<u32>,
+    ) -> Self {
+        Self {
+            policies,
+            identities,
+            blocks,
+            peer_identities,
+        }
+    }
+
+    /// The allowlist of the effective policies `selection` (not empty): per peer, the
+    /// first rule that allows each (protocol, port); peers no rule names get nothing.
+    pub fn allowlist(&self, selection: &Selection) -> Allowlist {
+        let rules: Vec<(&EgressPolicy, &EgressRule, RuleId)> = self
+            .policies
+            .selected(selection)
+            .flat_map(|p| {
+                let policy = p.policy;
+                policy
+                    .egress
+                    .iter()
+                    .zip(&p.rules)
+                    .map(move |(rule, id)| (policy, rule, *id))
+            })
+            .collect();
+        let mut peers: BTreeMap<u32, PortMap<Option<RuleId>>> = BTreeMap::new();
+        for (policy, rule, id) in rules {
+            let ports = ports_allowed(&rule.ports, id);
+            for peer in self.matched_peers(policy, rule) {
+                if !self.peer_identities.contains(&peer) {
+                    continue;
+                }
+                let function = peers.entry(peer).or_insert_with(|| PortMap::constant(None));
+                // Rules come in id order: an earlier rule keeps the points it allows.
+                *function = function.zip_with(&ports, |first, this| first.or(*this));
+            }
+        }
+        Allowlist {
+            allowing: PeerVerdicts {
+                any: PortMap::constant(None),
+                peers,
+            },
+            otherwise: self.policies.otherwise(selection),
+        }
+    }
+
+    /// The identities the destinations of `rule` (of `policy`) match.
+    fn matched_peers(&self, policy: &EgressPolicy, rule: &EgressRule) -> BTreeSet<u32> {
+        let mut matched = BTreeSet::new();
+        for peer in &rule.to {
+            match peer {
+                EgressPeer::Pods {
+                    namespace_selector,
+                    pod_selector,
+                } => matched.extend(
+                    self.identities
+                        .pods
+                        .iter()
+                        .filter(|(_, pod)| {
+                            let in_namespace = match namespace_selector {
+                                None => pod.namespace == policy.namespace,
+                                Some(selector) => selector.matches(&pod.namespace_labels),
+                            };
+                            in_namespace
+                                && pod_selector
+                                    .as_ref()
+                                    .is_none_or(|selector| selector.matches(&pod.labels))
+                        })
+                        .map(|(id, _)| *id),
+                ),
+                EgressPeer::Cidr { cidr, except } => {
+                    if let Some(in_block) = self
+                        .blocks
+                        .id_of(*cidr, except)
+                        .and_then(|block| self.identities.in_block.get(&block))
+                    {
+                        matched.extend(in_block.iter().copied());
+                    }
+                }
+                // Names have no identity until the DNS proxy resolves them.
+                EgressPeer::Fqdn(_) => {}
+            }
+        }
+        matched
+    }
+}
+
+/// The (protocol, port) pairs a rule with `ports` allows, citing `rule`.
+fn ports_allowed(ports: &[ProtocolPorts], rule: RuleId) -> PortMap<Option<RuleId>> {
+    if ports.is_empty() {
+        return PortMap::constant(Some(rule));
+    }
+    ports
+        .iter()
+        .filter_map(|p| {
+            let range = PortRange::new(p.first, p.last)?;
+            Some(PortMap::on_range(
+                p.protocol.number(),
+                range,
+                Some(rule),
+                None,
+            ))
+        })
+        .fold(PortMap::constant(None), |acc, m| {
+            acc.zip_with(&m, |a, b| a.or(*b))
+        })
+}
