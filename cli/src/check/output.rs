@@ -164,9 +164,14 @@ fn paragraph(outcome: &Outcome, side: &Side, index: &PodIndex) -> String {
         ),
         Basis::Rule => match side.causes.first() {
             Some(cause) => format!(
-                "Decided by {} rule {} of {} (tier {}, action {}).",
+                "Decided by {} rule {}{} of {} (tier {}, action {}).",
                 cause.direction.as_str(),
                 cause.rule.map_or_else(|| "?".into(), |r| r.to_string()),
+                if cause.rule_name.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({:?})", cause.rule_name)
+                },
                 policy_name(cause),
                 cause.tier,
                 cause.action

@@ -96,6 +96,10 @@ pub struct Cause {
     pub rule: Option<u32>,
     /// `Allow`, `Deny`, `Pass`, ...
     pub action: String,
+    /// The rule's own name where the source names rules (AdminNetworkPolicy and
+    /// EgressPolicy rules, TrustBoundary services and zones); empty otherwise. Shown to
+    /// people; not part of the JSON contract.
+    pub rule_name: String,
 }
 
 impl Cause {
@@ -108,6 +112,7 @@ impl Cause {
             direction: rule.direction,
             rule: Some(rule.rule),
             action: rule.action.clone(),
+            rule_name: rule.rule_name.clone(),
         }
     }
 
