@@ -54,15 +54,16 @@ pub fn parse(ctx: &SkBuffContext) -> Option<Packet> {
 
 #[inline(always)]
 fn parse_v4(ctx: &SkBuffContext) -> Option<Packet> {
-    let ver_ihl: u8 = ctx.load(0).ok()?;
-    let ihl = ((ver_ihl & 0x0f) as usize) * 4;
+    // One load for the whole fixed header: each load is a helper call.
+    let hdr: [u8; 20] = ctx.load(0).ok()?;
+    let ihl = ((hdr[0] & 0x0f) as usize) * 4;
     if ihl < 20 {
         return None;
     }
-    let frag: u16 = u16::from_be(ctx.load::<u16>(6).ok()?);
-    let protocol: u8 = ctx.load(9).ok()?;
-    let src: [u8; 4] = ctx.load(12).ok()?;
-    let dst: [u8; 4] = ctx.load(16).ok()?;
+    let frag = u16::from_be_bytes([hdr[6], hdr[7]]);
+    let protocol = hdr[9];
+    let src = [hdr[12], hdr[13], hdr[14], hdr[15]];
+    let dst = [hdr[16], hdr[17], hdr[18], hdr[19]];
     let non_first_fragment = frag & 0x1fff != 0;
     let mut pkt = Packet {
         ip_version: 4,
@@ -82,9 +83,13 @@ fn parse_v4(ctx: &SkBuffContext) -> Option<Packet> {
 
 #[inline(always)]
 fn parse_v6(ctx: &SkBuffContext) -> Option<Packet> {
-    let mut next: u8 = ctx.load(6).ok()?;
-    let src: [u8; 16] = ctx.load(8).ok()?;
-    let dst: [u8; 16] = ctx.load(24).ok()?;
+    // next header, hop limit and both addresses in one load (bytes 6..40).
+    let hdr: [u8; 34] = ctx.load(6).ok()?;
+    let mut next = hdr[0];
+    let mut src = [0u8; 16];
+    let mut dst = [0u8; 16];
+    src.copy_from_slice(&hdr[2..18]);
+    dst.copy_from_slice(&hdr[18..34]);
     let mut offset: usize = 40;
     let mut non_first_fragment = false;
     for _ in 0..MAX_IPV6_EXT_HEADERS {
