@@ -10,7 +10,6 @@
 //! the smallest configuration measured in the same run; ratios to it are what matters
 //! on a noisy machine.
 
-use crate::packets;
 use anyhow::{Context, Result, bail, ensure};
 use aya::programs::{TestRun, TestRunOptions};
 use palisade_abi::{
@@ -22,6 +21,7 @@ use palisade_agent::cgroupfs;
 use palisade_agent::datapath::Datapath;
 use palisade_agent::desired::DesiredState;
 use palisade_agent::pins::{self, PinLayout};
+use palisade_lab::test_run;
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
@@ -61,7 +61,7 @@ pub fn run(repeat: u32, rounds: usize) -> Result<()> {
     if unsafe { libc::geteuid() } != 0 {
         bail!("the datapath benchmark loads BPF programs: run it as root");
     }
-    let ifindex = private_network_device()?;
+    let ifindex = test_run::private_network_device()?;
     let pin_path = PathBuf::from(format!("/sys/fs/bpf/palisade-bench-{}", std::process::id()));
     pins::ensure_bpffs(&pin_path, true)?;
     let guard = PinsGuard(PinLayout::new(&pin_path));
@@ -75,8 +75,8 @@ pub fn run(repeat: u32, rounds: usize) -> Result<()> {
         datapath.tables.apply(&scenario.state)?;
         let program = datapath.program(program_names::SKB_EGRESS)?;
         let src = IpAddr::V4(Ipv4Addr::new(192, 168, 77, 1));
-        let established = packets::tcp_syn(src, scenario.allowed_dst, 40_000, ALLOWED_PORT);
-        let denied = packets::tcp_syn(src, scenario.allowed_dst, 40_001, ALLOWED_PORT + 1);
+        let established = test_run::ip_packet(src, scenario.allowed_dst, 6, 40_000, ALLOWED_PORT);
+        let denied = test_run::ip_packet(src, scenario.allowed_dst, 6, 40_001, ALLOWED_PORT + 1);
         // The first run admits the allowed flow into conntrack.
         ensure!(
             test_run(program, &established, ifindex, 1)?.0 == 1,
@@ -108,43 +108,6 @@ pub fn run(repeat: u32, rounds: usize) -> Result<()> {
     report(&results, repeat, rounds)
 }
 
-/// Offset of `ifindex` in `struct __sk_buff` (after len, pkt_type, mark,
-/// queue_mapping, protocol, vlan_present, vlan_tci, vlan_proto, priority,
-/// ingress_ifindex: ten u32).
-const SKB_IFINDEX_OFFSET: usize = 40;
-
-/// Moves the benchmark into a network namespace of its own with one veth pair,
-/// whose index the test runs name (nothing is ever sent). Returns that index.
-fn private_network_device() -> Result<u32> {
-    // SAFETY: called before any thread is started.
-    if unsafe { libc::unshare(libc::CLONE_NEWNET) } != 0 {
-        return Err(std::io::Error::last_os_error()).context("unshare(CLONE_NEWNET)");
-    }
-    let ip = |args: &[&str]| -> Result<String> {
-        let out = std::process::Command::new("ip")
-            .args(args)
-            .output()
-            .context("running ip (iproute2)")?;
-        ensure!(
-            out.status.success(),
-            "`ip {}` failed: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-    };
-    ip(&[
-        "link", "add", "bench0", "type", "veth", "peer", "name", "bench1",
-    ])?;
-    let line = ip(&["-o", "link", "show", "bench0"])?;
-    line.split(':')
-        .next()
-        .unwrap_or_default()
-        .trim()
-        .parse()
-        .with_context(|| format!("reading the ifindex of bench0 from {line:?}"))
-}
-
 /// Runs the program `repeat` times on `packet` as if sent through device `ifindex`:
 /// (return value, ns per run). Without an ifindex the kernel uses the loopback device,
 /// which the programs always pass.
@@ -154,8 +117,7 @@ fn test_run(
     ifindex: u32,
     repeat: u32,
 ) -> Result<(u32, f64)> {
-    let mut ctx = [0u8; SKB_IFINDEX_OFFSET + 4];
-    ctx[SKB_IFINDEX_OFFSET..].copy_from_slice(&ifindex.to_ne_bytes());
+    let ctx = test_run::skb_context(ifindex);
     let mut opts = TestRunOptions::new();
     opts.data_in = Some(packet);
     opts.ctx_in = Some(&ctx);

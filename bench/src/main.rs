@@ -8,7 +8,6 @@
 
 mod compile;
 mod datapath;
-mod packets;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};

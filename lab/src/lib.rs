@@ -39,6 +39,7 @@ mod pod;
 mod probe;
 mod process;
 pub mod report;
+pub mod test_run;
 mod topology;
 
 pub use cgroup2::{Cgroup2Mount, cgroup_id};
