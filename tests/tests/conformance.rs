@@ -14,6 +14,8 @@
 
 #[path = "conformance/cases.rs"]
 mod cases;
+#[path = "conformance/group_table.rs"]
+mod group_table;
 #[path = "conformance/manifests.rs"]
 mod manifests;
 #[path = "conformance/palisadectl.rs"]

@@ -4,36 +4,22 @@
 //! ignored.
 
 use super::Object;
-use super::cluster_policy::{self, EgressRuleWire, IngressRuleWire, SubjectWire};
+use super::cluster_policy::{
+    self, EgressRuleWire, IngressRuleWire, SubjectAndRulesWire, SubjectWire,
+};
 use super::error::{FieldError, FieldPath, Problems};
 use super::metadata::ObjectMeta;
-use super::wire::{deserialize_at, nullable};
-use crate::model::{ClusterPolicy, ClusterPolicyKind, RuleAction};
+use super::wire::{nullable, required_spec};
+use crate::model::{ClusterPolicyKind, RuleAction};
 use serde::Deserialize;
-use serde::de::IgnoredAny;
 use serde_norway::Value;
 
-/// `spec.priority` range; lower numbers are evaluated first.
+/// `spec.priority` range; lower numbers are evaluated first. TrustBoundary's
+/// `spec.priority` has the same range.
 const MAX_PRIORITY: i64 = 1000;
 
 /// The actions an AdminNetworkPolicy rule may take.
 const ACTIONS: [RuleAction; 3] = [RuleAction::Allow, RuleAction::Deny, RuleAction::Pass];
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct AdminNetworkPolicyDocument {
-    #[serde(rename = "apiVersion", default)]
-    _api_version: IgnoredAny,
-    #[serde(rename = "kind", default)]
-    _kind: IgnoredAny,
-    /// Read by [`ObjectMeta::read`], which accepts every metadata field.
-    #[serde(rename = "metadata", default)]
-    _metadata: IgnoredAny,
-    spec: Option<Spec>,
-    /// Written by the cluster, never by the policy's author.
-    #[serde(rename = "status", default)]
-    _status: IgnoredAny,
-}
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -51,55 +37,48 @@ pub(crate) fn admin_network_policy(
     at: &FieldPath,
     meta: ObjectMeta,
 ) -> Result<Object, Vec<FieldError>> {
-    let wire: AdminNetworkPolicyDocument = deserialize_at(document, at).map_err(|e| vec![e])?;
+    let spec: Spec = required_spec(document, at)?;
     let spec_at = at.field("spec");
-    let Some(spec) = wire.spec else {
-        return Err(vec![FieldError::at(&spec_at, "required field is missing")]);
-    };
     let mut problems = Problems::new();
     let priority = priority(spec.priority, &spec_at.field("priority"), &mut problems);
-    let subject = cluster_policy::subject(spec.subject, &spec_at.field("subject"), &mut problems);
-    let ingress = cluster_policy::ingress_rules(
-        spec.ingress,
-        &ACTIONS,
-        &spec_at.field("ingress"),
-        &mut problems,
-    );
-    let egress = cluster_policy::egress_rules(
-        spec.egress,
-        &ACTIONS,
-        &spec_at.field("egress"),
-        &mut problems,
-    );
-    let kind = ClusterPolicyKind::AdminNetworkPolicy;
-    problems.finish(Object::ClusterPolicy(ClusterPolicy {
-        kind,
-        name: meta.name,
-        tier: kind.tier(),
+    let subject_and_rules = SubjectAndRulesWire {
+        subject: spec.subject,
+        ingress: spec.ingress,
+        egress: spec.egress,
+    };
+    let policy = cluster_policy::cluster_policy(
+        ClusterPolicyKind::AdminNetworkPolicy,
+        meta.name,
         priority,
-        subject,
-        ingress,
-        egress,
-    }))
+        subject_and_rules,
+        &ACTIONS,
+        &spec_at,
+        &mut problems,
+    );
+    problems.finish(Object::ClusterPolicy(policy))
 }
 
 /// `spec.priority`: required, 0..=1000.
 fn priority(written: Option<i64>, at: &FieldPath, problems: &mut Problems) -> u32 {
     let checked = match written {
         None => Err("required field is missing".to_string()),
-        Some(priority) => u32::try_from(priority)
-            .ok()
-            .filter(|p| i64::from(*p) <= MAX_PRIORITY)
-            .ok_or_else(|| {
-                format!("invalid priority {priority}: must be between 0 and {MAX_PRIORITY}")
-            }),
+        Some(priority) => priority_in_range(priority),
     };
     problems.check(at, checked).unwrap_or_default()
 }
 
+/// A written `spec.priority` checked against 0..=[`MAX_PRIORITY`], the range
+/// AdminNetworkPolicy and TrustBoundary share.
+pub(crate) fn priority_in_range(priority: i64) -> Result<u32, String> {
+    u32::try_from(priority)
+        .ok()
+        .filter(|p| i64::from(*p) <= MAX_PRIORITY)
+        .ok_or_else(|| format!("invalid priority {priority}: must be between 0 and {MAX_PRIORITY}"))
+}
+
 #[cfg(test)]
 mod tests {
-    use crate::manifest::{Object, parse_documents};
+    use crate::manifest::{Object, test_support};
     use crate::model::{
         Cidr, ClusterPeer, ClusterPolicy, ClusterPolicyKind, ClusterPort, Protocol, RuleAction,
         Subject, Tier,
@@ -109,29 +88,20 @@ mod tests {
                           kind: AdminNetworkPolicy\nmetadata: {name: cluster-control}\n";
 
     fn parse(body: &str) -> ClusterPolicy {
-        match parse_documents("anp.yaml", &format!("{HEADER}{body}")) {
-            Ok(objects) => match &objects[..] {
-                [Object::ClusterPolicy(policy)] => policy.clone(),
-                other => panic!("not one cluster policy: {other:?}"),
-            },
-            Err(errors) => panic!("{errors}"),
+        match test_support::parse_one("anp.yaml", &format!("{HEADER}{body}")) {
+            Object::ClusterPolicy(policy) => policy,
+            other => panic!("not a cluster policy: {other:?}"),
         }
     }
 
     /// Asserts `body` fails with exactly one error, at `field`, whose message starts
     /// with `message`.
     fn assert_error(body: &str, field: &str, message: &str) {
-        let errors: Vec<String> = parse_documents("anp.yaml", &format!("{HEADER}{body}"))
-            .expect_err("the policy is invalid")
-            .iter()
-            .map(ToString::to_string)
-            .collect();
-        let expected = format!(
-            "anp.yaml: document 1 (AdminNetworkPolicy cluster-control): {field}: {message}"
-        );
-        assert!(
-            errors.len() == 1 && errors[0].starts_with(&expected),
-            "{body}\n  expected: {expected}\n  got: {errors:#?}"
+        test_support::assert_errors(
+            "anp.yaml",
+            &format!("{HEADER}{body}"),
+            "AdminNetworkPolicy cluster-control",
+            &[(field, message)],
         );
     }
 

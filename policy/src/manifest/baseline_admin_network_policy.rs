@@ -5,13 +5,14 @@
 //! in the object are errors; `status` is ignored.
 
 use super::Object;
-use super::cluster_policy::{self, EgressRuleWire, IngressRuleWire, SubjectWire};
+use super::cluster_policy::{
+    self, EgressRuleWire, IngressRuleWire, SubjectAndRulesWire, SubjectWire,
+};
 use super::error::{FieldError, FieldPath, Problems};
 use super::metadata::ObjectMeta;
-use super::wire::{deserialize_at, nullable};
-use crate::model::{ClusterPolicy, ClusterPolicyKind, RuleAction};
+use super::wire::{SpecDocument, deserialize_at, nullable};
+use crate::model::{ClusterPolicyKind, RuleAction};
 use serde::Deserialize;
-use serde::de::IgnoredAny;
 use serde_norway::Value;
 
 /// The only name a BaselineAdminNetworkPolicy may have.
@@ -19,22 +20,6 @@ pub(crate) const SINGLETON_NAME: &str = "default";
 
 /// The actions a BaselineAdminNetworkPolicy rule may take.
 const ACTIONS: [RuleAction; 2] = [RuleAction::Allow, RuleAction::Deny];
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct BaselineAdminNetworkPolicyDocument {
-    #[serde(rename = "apiVersion", default)]
-    _api_version: IgnoredAny,
-    #[serde(rename = "kind", default)]
-    _kind: IgnoredAny,
-    /// Read by [`ObjectMeta::read`], which accepts every metadata field.
-    #[serde(rename = "metadata", default)]
-    _metadata: IgnoredAny,
-    spec: Option<Spec>,
-    /// Written by the cluster, never by the policy's author.
-    #[serde(rename = "status", default)]
-    _status: IgnoredAny,
-}
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -51,8 +36,7 @@ pub(crate) fn baseline_admin_network_policy(
     at: &FieldPath,
     meta: ObjectMeta,
 ) -> Result<Object, Vec<FieldError>> {
-    let wire: BaselineAdminNetworkPolicyDocument =
-        deserialize_at(document, at).map_err(|e| vec![e])?;
+    let wire: SpecDocument<Spec> = deserialize_at(document, at).map_err(|e| vec![e])?;
     let mut problems = Problems::new();
     if meta.name != SINGLETON_NAME {
         problems.add(
@@ -68,29 +52,21 @@ pub(crate) fn baseline_admin_network_policy(
         problems.add(&spec_at, "required field is missing");
         return Err(problems.into_errors());
     };
-    let subject = cluster_policy::subject(spec.subject, &spec_at.field("subject"), &mut problems);
-    let ingress = cluster_policy::ingress_rules(
-        spec.ingress,
+    let subject_and_rules = SubjectAndRulesWire {
+        subject: spec.subject,
+        ingress: spec.ingress,
+        egress: spec.egress,
+    };
+    let policy = cluster_policy::cluster_policy(
+        ClusterPolicyKind::BaselineAdminNetworkPolicy,
+        meta.name,
+        0,
+        subject_and_rules,
         &ACTIONS,
-        &spec_at.field("ingress"),
+        &spec_at,
         &mut problems,
     );
-    let egress = cluster_policy::egress_rules(
-        spec.egress,
-        &ACTIONS,
-        &spec_at.field("egress"),
-        &mut problems,
-    );
-    let kind = ClusterPolicyKind::BaselineAdminNetworkPolicy;
-    problems.finish(Object::ClusterPolicy(ClusterPolicy {
-        kind,
-        name: meta.name,
-        tier: kind.tier(),
-        priority: 0,
-        subject,
-        ingress,
-        egress,
-    }))
+    problems.finish(Object::ClusterPolicy(policy))
 }
 
 #[cfg(test)]

@@ -9,7 +9,8 @@ use super::error::{FieldPath, Problems};
 use super::ports;
 use super::selector::{self, LabelSelectorWire};
 use crate::model::{
-    Cidr, ClusterPeer, ClusterPort, ClusterRule, LabelSelector, Protocol, RuleAction, Subject,
+    Cidr, ClusterPeer, ClusterPolicy, ClusterPolicyKind, ClusterPort, ClusterRule, LabelSelector,
+    Protocol, RuleAction, Subject,
 };
 use serde::Deserialize;
 
@@ -109,11 +110,44 @@ struct PortRangeWire {
 }
 
 /// `spec.subject`: exactly one of `namespaces` and `pods`.
-pub(crate) fn subject(
-    wire: Option<SubjectWire>,
-    at: &FieldPath,
+/// The subject and rules of a cluster-scoped policy's spec, as written: the part of
+/// the spec AdminNetworkPolicy and BaselineAdminNetworkPolicy share. Each kind keeps its
+/// own `Spec` wire type (their field sets differ, and unknown fields are errors) and
+/// moves these fields here.
+pub(crate) struct SubjectAndRulesWire {
+    pub(crate) subject: Option<SubjectWire>,
+    pub(crate) ingress: Vec<IngressRuleWire>,
+    pub(crate) egress: Vec<EgressRuleWire>,
+}
+
+/// Validates the subject and rules of the spec found at `spec_at` and builds the
+/// [`ClusterPolicy`] of `kind` named `name`, at `priority` within its tier. `actions`
+/// are the actions the kind allows. Problems go to `problems`; the returned policy is
+/// only meaningful if there were none.
+pub(crate) fn cluster_policy(
+    kind: ClusterPolicyKind,
+    name: String,
+    priority: u32,
+    wire: SubjectAndRulesWire,
+    actions: &[RuleAction],
+    spec_at: &FieldPath,
     problems: &mut Problems,
-) -> Subject {
+) -> ClusterPolicy {
+    let subject = subject(wire.subject, &spec_at.field("subject"), problems);
+    let ingress = ingress_rules(wire.ingress, actions, &spec_at.field("ingress"), problems);
+    let egress = egress_rules(wire.egress, actions, &spec_at.field("egress"), problems);
+    ClusterPolicy {
+        kind,
+        name,
+        tier: kind.tier(),
+        priority,
+        subject,
+        ingress,
+        egress,
+    }
+}
+
+fn subject(wire: Option<SubjectWire>, at: &FieldPath, problems: &mut Problems) -> Subject {
     let Some(wire) = wire else {
         problems.add(at, "required field is missing");
         return Subject::Namespaces(Default::default());
@@ -144,23 +178,24 @@ fn pods_selectors(
     at: &FieldPath,
     problems: &mut Problems,
 ) -> (LabelSelector, LabelSelector) {
-    let mut required = |selector: Option<LabelSelectorWire>, field: &str| {
-        let at = at.field(field);
-        match selector {
-            Some(wire) => selector::convert(wire, &at, problems),
-            None => {
-                problems.add(&at, "required field is missing");
-                Default::default()
-            }
-        }
-    };
-    let namespace_selector = required(wire.namespace_selector, "namespaceSelector");
-    let pod_selector = required(wire.pod_selector, "podSelector");
+    const MISSING: &str = "required field is missing";
+    let namespace_selector = selector::required(
+        wire.namespace_selector,
+        &at.field("namespaceSelector"),
+        MISSING,
+        problems,
+    );
+    let pod_selector = selector::required(
+        wire.pod_selector,
+        &at.field("podSelector"),
+        MISSING,
+        problems,
+    );
     (namespace_selector, pod_selector)
 }
 
 /// `spec.ingress`, found at `at`; `actions` are the actions the kind allows.
-pub(crate) fn ingress_rules(
+fn ingress_rules(
     rules: Vec<IngressRuleWire>,
     actions: &[RuleAction],
     at: &FieldPath,
@@ -188,7 +223,7 @@ pub(crate) fn ingress_rules(
 }
 
 /// `spec.egress`, found at `at`; `actions` are the actions the kind allows.
-pub(crate) fn egress_rules(
+fn egress_rules(
     rules: Vec<EgressRuleWire>,
     actions: &[RuleAction],
     at: &FieldPath,

@@ -28,10 +28,9 @@ use super::fqdn::fqdn_pattern;
 use super::metadata::ObjectMeta;
 use super::port_ranges::{PortRangeWire, port_ranges};
 use super::selector::{self, LabelSelectorWire};
-use super::wire::{deserialize_at, nullable};
+use super::wire::{nullable, required_spec};
 use crate::model::{EgressPeer, EgressPolicy, EgressRule, Enforcement, SocketRules};
 use serde::Deserialize;
-use serde::de::IgnoredAny;
 use serde_norway::Value;
 
 /// Most rules an allowlist may have.
@@ -40,21 +39,6 @@ const MAX_RULES: usize = 100;
 const MAX_PEERS: usize = 100;
 /// Longest rule name.
 const MAX_RULE_NAME: usize = 100;
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct EgressPolicyDocument {
-    #[serde(rename = "apiVersion", default)]
-    _api_version: IgnoredAny,
-    #[serde(rename = "kind", default)]
-    _kind: IgnoredAny,
-    /// Read by [`ObjectMeta::read`], which accepts every metadata field.
-    #[serde(rename = "metadata", default)]
-    _metadata: IgnoredAny,
-    spec: Option<Spec>,
-    #[serde(rename = "status", default)]
-    _status: IgnoredAny,
-}
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
@@ -98,24 +82,15 @@ pub(crate) fn egress_policy(
     at: &FieldPath,
     meta: ObjectMeta,
 ) -> Result<Object, Vec<FieldError>> {
-    let wire: EgressPolicyDocument = deserialize_at(document, at).map_err(|e| vec![e])?;
+    let spec: Spec = required_spec(document, at)?;
     let spec_at = at.field("spec");
-    let Some(spec) = wire.spec else {
-        return Err(vec![FieldError::at(&spec_at, "required field is missing")]);
-    };
     let mut problems = Problems::new();
-    let selector_at = spec_at.field("podSelector");
-    let pod_selector = match spec.pod_selector {
-        Some(wire) => selector::convert(wire, &selector_at, &mut problems),
-        None => {
-            problems.add(
-                &selector_at,
-                "required field is missing (write podSelector: {} to select every pod in the \
-                 namespace)",
-            );
-            Default::default()
-        }
-    };
+    let pod_selector = selector::required(
+        spec.pod_selector,
+        &spec_at.field("podSelector"),
+        selector::MISSING_POD_SELECTOR,
+        &mut problems,
+    );
     let enforcement = match spec.enforcement.as_deref() {
         None => Enforcement::default(),
         Some(written) => problems
@@ -266,7 +241,7 @@ fn sockets(wire: SocketsWire, at: &FieldPath, problems: &mut Problems) -> Socket
 
 #[cfg(test)]
 mod tests {
-    use crate::manifest::{Object, parse_documents};
+    use crate::manifest::{Object, test_support};
     use crate::model::{
         Cidr, EgressPeer, EgressPolicy, Enforcement, Protocol, ProtocolPorts, SocketRules,
     };
@@ -275,32 +250,20 @@ mod tests {
                           metadata: {name: runtime-egress, namespace: team-a}\n";
 
     fn parse(body: &str) -> EgressPolicy {
-        match parse_documents("ep.yaml", &format!("{HEADER}{body}")) {
-            Ok(objects) => match &objects[..] {
-                [Object::EgressPolicy(policy)] => policy.clone(),
-                other => panic!("not one EgressPolicy: {other:?}"),
-            },
-            Err(errors) => panic!("{errors}"),
+        match test_support::parse_one("ep.yaml", &format!("{HEADER}{body}")) {
+            Object::EgressPolicy(policy) => policy,
+            other => panic!("not an EgressPolicy: {other:?}"),
         }
     }
 
     /// Asserts `body` fails with exactly these errors (field: message prefix).
     fn assert_errors(body: &str, expected: &[(&str, &str)]) {
-        let errors: Vec<String> = parse_documents("ep.yaml", &format!("{HEADER}{body}"))
-            .expect_err("the policy is invalid")
-            .iter()
-            .map(ToString::to_string)
-            .collect();
-        assert_eq!(errors.len(), expected.len(), "{errors:#?}");
-        for (error, (field, message)) in errors.iter().zip(expected) {
-            let prefix = format!(
-                "ep.yaml: document 1 (EgressPolicy team-a/runtime-egress): {field}: {message}"
-            );
-            assert!(
-                error.starts_with(&prefix),
-                "expected {prefix}\n got {error}"
-            );
-        }
+        test_support::assert_errors(
+            "ep.yaml",
+            &format!("{HEADER}{body}"),
+            "EgressPolicy team-a/runtime-egress",
+            expected,
+        );
     }
 
     #[test]

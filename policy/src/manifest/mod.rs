@@ -38,6 +38,8 @@ mod wire;
 
 #[cfg(test)]
 mod conformance_tests;
+#[cfg(test)]
+mod test_support;
 
 pub use cluster::build_cluster;
 pub use error::{ManifestError, ManifestErrors};

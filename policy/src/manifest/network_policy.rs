@@ -8,27 +8,10 @@ use super::error::{FieldError, FieldPath, Problems};
 use super::metadata::ObjectMeta;
 use super::ports::{self, IntOrString};
 use super::selector::{self, LabelSelectorWire};
-use super::wire::{deserialize_at, nullable};
+use super::wire::{nullable, required_spec};
 use crate::model::{Direction, NetworkPolicy, Peer, PolicyRule, PortSpec, Protocol};
 use serde::Deserialize;
-use serde::de::IgnoredAny;
 use serde_norway::Value;
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct NetworkPolicyDocument {
-    #[serde(rename = "apiVersion", default)]
-    _api_version: IgnoredAny,
-    #[serde(rename = "kind", default)]
-    _kind: IgnoredAny,
-    /// Read by [`ObjectMeta::read`], which accepts every metadata field.
-    #[serde(rename = "metadata", default)]
-    _metadata: IgnoredAny,
-    spec: Option<Spec>,
-    /// Written by the cluster, never by the policy's author.
-    #[serde(rename = "status", default)]
-    _status: IgnoredAny,
-}
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
@@ -90,25 +73,16 @@ pub(crate) fn network_policy(
     at: &FieldPath,
     meta: ObjectMeta,
 ) -> Result<Object, Vec<FieldError>> {
-    let wire: NetworkPolicyDocument = deserialize_at(document, at).map_err(|e| vec![e])?;
+    let spec: Spec = required_spec(document, at)?;
     let spec_at = at.field("spec");
-    let Some(spec) = wire.spec else {
-        return Err(vec![FieldError::at(&spec_at, "required field is missing")]);
-    };
     let mut problems = Problems::new();
 
-    let pod_selector_at = spec_at.field("podSelector");
-    let pod_selector = match spec.pod_selector {
-        Some(wire) => selector::convert(wire, &pod_selector_at, &mut problems),
-        None => {
-            problems.add(
-                &pod_selector_at,
-                "required field is missing (write podSelector: {} to select every pod in the \
-                 namespace)",
-            );
-            Default::default()
-        }
-    };
+    let pod_selector = selector::required(
+        spec.pod_selector,
+        &spec_at.field("podSelector"),
+        selector::MISSING_POD_SELECTOR,
+        &mut problems,
+    );
     let policy_types = policy_types(
         &spec.policy_types,
         !spec.egress.is_empty(),
@@ -292,7 +266,7 @@ fn end_port(end: i64, start: Option<&IntOrString>) -> Result<u16, String> {
 
 #[cfg(test)]
 mod tests {
-    use crate::manifest::{Object, parse_documents};
+    use crate::manifest::{Object, parse_documents, test_support};
     use crate::model::{
         Cidr, Direction, LabelSelector, NetworkPolicy, Peer, PolicyRule, PortRef, PortSpec,
         Protocol,
@@ -303,33 +277,25 @@ mod tests {
 
     /// Parses a policy whose `spec` (and anything after it) is `body`.
     fn parse(body: &str) -> NetworkPolicy {
-        match parse_documents("policies.yaml", &format!("{HEADER}{body}")) {
-            Ok(objects) => match &objects[..] {
-                [Object::NetworkPolicy(policy)] => policy.clone(),
-                other => panic!("not one NetworkPolicy: {other:?}"),
-            },
-            Err(errors) => panic!("{errors}"),
+        match test_support::parse_one("policies.yaml", &format!("{HEADER}{body}")) {
+            Object::NetworkPolicy(policy) => policy,
+            other => panic!("not a NetworkPolicy: {other:?}"),
         }
     }
 
     /// Every error of a policy whose `spec` (and anything after it) is `body`.
     fn errors(body: &str) -> Vec<String> {
-        parse_documents("policies.yaml", &format!("{HEADER}{body}"))
-            .expect_err("the policy is invalid")
-            .iter()
-            .map(ToString::to_string)
-            .collect()
+        test_support::errors("policies.yaml", &format!("{HEADER}{body}"))
     }
 
     /// Asserts `body` fails with exactly one error, at `field`, whose message starts
     /// with `message`.
     fn assert_error(body: &str, field: &str, message: &str) {
-        let errors = errors(body);
-        let expected =
-            format!("policies.yaml: document 1 (NetworkPolicy x/allow-web): {field}: {message}");
-        assert!(
-            errors.len() == 1 && errors[0].starts_with(&expected),
-            "{body}\n  expected: {expected}\n  got: {errors:#?}"
+        test_support::assert_errors(
+            "policies.yaml",
+            &format!("{HEADER}{body}"),
+            "NetworkPolicy x/allow-web",
+            &[(field, message)],
         );
     }
 

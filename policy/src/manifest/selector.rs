@@ -55,6 +55,29 @@ pub(crate) fn convert(
     }
 }
 
+/// The message for a missing `podSelector` on a namespaced policy (NetworkPolicy,
+/// EgressPolicy), which says how to select every pod instead.
+pub(crate) const MISSING_POD_SELECTOR: &str =
+    "required field is missing (write podSelector: {} to select every pod in the namespace)";
+
+/// A selector the API requires, found at `at`: converted with [`convert`] when written;
+/// when absent (or `null`) the `missing` message is reported at `at` and the empty
+/// selector returned, which is only a placeholder since there is now a problem.
+pub(crate) fn required(
+    wire: Option<LabelSelectorWire>,
+    at: &FieldPath,
+    missing: &str,
+    problems: &mut Problems,
+) -> LabelSelector {
+    match wire {
+        Some(wire) => convert(wire, at, problems),
+        None => {
+            problems.add(at, missing);
+            LabelSelector::default()
+        }
+    }
+}
+
 /// One `matchExpressions` entry; `None` if its operator is not one Kubernetes knows.
 fn convert_requirement(
     wire: RequirementWire,

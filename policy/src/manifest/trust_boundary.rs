@@ -16,21 +16,19 @@
 //! ```
 
 use super::Object;
+use super::admin_network_policy::priority_in_range;
 use super::error::{FieldError, FieldPath, Problems};
 use super::metadata::ObjectMeta;
 use super::names;
 use super::port_ranges::{PortRangeWire, port_ranges};
 use super::selector::{self, LabelSelectorWire};
-use super::wire::{deserialize_at, nullable};
+use super::wire::{nullable, required_spec};
 use crate::model::{
     DEFAULT_TRUST_BOUNDARY_PRIORITY, SharedService, SharedServiceDirection, TrustBoundary,
 };
 use serde::Deserialize;
-use serde::de::IgnoredAny;
 use serde_norway::Value;
 
-/// `spec.priority` range, as AdminNetworkPolicy's.
-const MAX_PRIORITY: i64 = 1000;
 /// Most shared services a boundary may name.
 const MAX_SHARED_SERVICES: usize = 100;
 
@@ -39,21 +37,6 @@ const DIRECTIONS: [SharedServiceDirection; 3] = [
     SharedServiceDirection::FromService,
     SharedServiceDirection::Both,
 ];
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct TrustBoundaryDocument {
-    #[serde(rename = "apiVersion", default)]
-    _api_version: IgnoredAny,
-    #[serde(rename = "kind", default)]
-    _kind: IgnoredAny,
-    /// Read by [`ObjectMeta::read`], which accepts every metadata field.
-    #[serde(rename = "metadata", default)]
-    _metadata: IgnoredAny,
-    spec: Option<Spec>,
-    #[serde(rename = "status", default)]
-    _status: IgnoredAny,
-}
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
@@ -81,25 +64,17 @@ pub(crate) fn trust_boundary(
     at: &FieldPath,
     meta: ObjectMeta,
 ) -> Result<Object, Vec<FieldError>> {
-    let wire: TrustBoundaryDocument = deserialize_at(document, at).map_err(|e| vec![e])?;
+    let spec: Spec = required_spec(document, at)?;
     let spec_at = at.field("spec");
-    let Some(spec) = wire.spec else {
-        return Err(vec![FieldError::at(&spec_at, "required field is missing")]);
-    };
     let mut problems = Problems::new();
     let priority = priority(spec.priority, &spec_at.field("priority"), &mut problems);
-    let selector_at = spec_at.field("namespaceSelector");
-    let namespace_selector = match spec.namespace_selector {
-        Some(wire) => selector::convert(wire, &selector_at, &mut problems),
-        None => {
-            problems.add(
-                &selector_at,
-                "required field is missing (write namespaceSelector: {} to put every namespace \
-                 inside the boundary)",
-            );
-            Default::default()
-        }
-    };
+    let namespace_selector = selector::required(
+        spec.namespace_selector,
+        &spec_at.field("namespaceSelector"),
+        "required field is missing (write namespaceSelector: {} to put every namespace inside \
+         the boundary)",
+        &mut problems,
+    );
     let zone_label = spec.zone_label.and_then(|label| {
         let valid = names::label_key(&label).map(|()| label);
         problems.check(&spec_at.field("zoneLabel"), valid)
@@ -118,19 +93,14 @@ pub(crate) fn trust_boundary(
     }))
 }
 
-/// `spec.priority`: 0..=1000, default [`DEFAULT_TRUST_BOUNDARY_PRIORITY`].
+/// `spec.priority`: 0..=1000 as AdminNetworkPolicy's, default
+/// [`DEFAULT_TRUST_BOUNDARY_PRIORITY`].
 fn priority(written: Option<i64>, at: &FieldPath, problems: &mut Problems) -> u32 {
     let Some(priority) = written else {
         return DEFAULT_TRUST_BOUNDARY_PRIORITY;
     };
-    let checked = u32::try_from(priority)
-        .ok()
-        .filter(|p| i64::from(*p) <= MAX_PRIORITY)
-        .ok_or_else(|| {
-            format!("invalid priority {priority}: must be between 0 and {MAX_PRIORITY}")
-        });
     problems
-        .check(at, checked)
+        .check(at, priority_in_range(priority))
         .unwrap_or(DEFAULT_TRUST_BOUNDARY_PRIORITY)
 }
 
@@ -170,14 +140,12 @@ fn shared_services(
                 name
             }
         };
-        let namespaces_at = at.field("namespaceSelector");
-        let namespace_selector = match wire.namespace_selector {
-            Some(wire) => selector::convert(wire, &namespaces_at, problems),
-            None => {
-                problems.add(&namespaces_at, "required field is missing");
-                Default::default()
-            }
-        };
+        let namespace_selector = selector::required(
+            wire.namespace_selector,
+            &at.field("namespaceSelector"),
+            "required field is missing",
+            problems,
+        );
         let pod_selector = wire
             .pod_selector
             .map(|wire| selector::convert(wire, &at.field("podSelector"), problems))
@@ -214,7 +182,7 @@ fn direction(written: &str) -> Result<SharedServiceDirection, String> {
 
 #[cfg(test)]
 mod tests {
-    use crate::manifest::{Object, parse_documents};
+    use crate::manifest::{Object, test_support};
     use crate::model::{
         DEFAULT_TRUST_BOUNDARY_PRIORITY, Protocol, ProtocolPorts, SharedServiceDirection,
         TrustBoundary,
@@ -224,30 +192,20 @@ mod tests {
                           metadata: {name: tenants}\n";
 
     fn parse(body: &str) -> TrustBoundary {
-        match parse_documents("tb.yaml", &format!("{HEADER}{body}")) {
-            Ok(objects) => match &objects[..] {
-                [Object::TrustBoundary(boundary)] => boundary.clone(),
-                other => panic!("not one TrustBoundary: {other:?}"),
-            },
-            Err(errors) => panic!("{errors}"),
+        match test_support::parse_one("tb.yaml", &format!("{HEADER}{body}")) {
+            Object::TrustBoundary(boundary) => boundary,
+            other => panic!("not a TrustBoundary: {other:?}"),
         }
     }
 
     /// Asserts `body` fails with exactly these errors (field: message prefix).
     fn assert_errors(body: &str, expected: &[(&str, &str)]) {
-        let errors: Vec<String> = parse_documents("tb.yaml", &format!("{HEADER}{body}"))
-            .expect_err("the boundary is invalid")
-            .iter()
-            .map(ToString::to_string)
-            .collect();
-        assert_eq!(errors.len(), expected.len(), "{errors:#?}");
-        for (error, (field, message)) in errors.iter().zip(expected) {
-            let prefix = format!("tb.yaml: document 1 (TrustBoundary tenants): {field}: {message}");
-            assert!(
-                error.starts_with(&prefix),
-                "expected {prefix}\n got {error}"
-            );
-        }
+        test_support::assert_errors(
+            "tb.yaml",
+            &format!("{HEADER}{body}"),
+            "TrustBoundary tenants",
+            expected,
+        );
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! `null` read as "absent", as Kubernetes' Go decoding does.
 
 use super::error::{FieldError, FieldPath};
-use serde::de::DeserializeOwned;
+use serde::de::{DeserializeOwned, IgnoredAny};
 use serde::{Deserialize, Deserializer};
 use serde_norway::Value;
 
@@ -18,6 +18,47 @@ pub(crate) fn deserialize_at<T: DeserializeOwned>(
         // serde_path_to_error prints the root as ".".
         let field = at.join(if relative == "." { "" } else { &relative });
         describe(field, &err.inner().to_string())
+    })
+}
+
+/// A policy document whose content is all under `spec`: the envelope shared by
+/// NetworkPolicy, AdminNetworkPolicy, BaselineAdminNetworkPolicy, EgressPolicy and
+/// TrustBoundary. Unknown top-level fields are errors; `apiVersion` and `kind` were
+/// checked by the dispatcher, `metadata` is read by [`ObjectMeta::read`], and `status`
+/// is ignored.
+///
+/// [`ObjectMeta::read`]: super::metadata::ObjectMeta::read
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SpecDocument<S> {
+    #[serde(rename = "apiVersion", default)]
+    _api_version: IgnoredAny,
+    #[serde(rename = "kind", default)]
+    _kind: IgnoredAny,
+    /// Read by [`ObjectMeta::read`], which accepts every metadata field.
+    ///
+    /// [`ObjectMeta::read`]: super::metadata::ObjectMeta::read
+    #[serde(rename = "metadata", default)]
+    _metadata: IgnoredAny,
+    /// `None` when absent or `null`; every such kind requires it.
+    pub(crate) spec: Option<S>,
+    /// Written by the cluster, never by the policy's author.
+    #[serde(rename = "status", default)]
+    _status: IgnoredAny,
+}
+
+/// Reads `document` (found at `at`) as a [`SpecDocument`] and returns its spec; a
+/// missing spec is the only error, reported at `spec`.
+pub(crate) fn required_spec<S: DeserializeOwned>(
+    document: &Value,
+    at: &FieldPath,
+) -> Result<S, Vec<FieldError>> {
+    let wire: SpecDocument<S> = deserialize_at(document, at).map_err(|e| vec![e])?;
+    wire.spec.ok_or_else(|| {
+        vec![FieldError::at(
+            &at.field("spec"),
+            "required field is missing",
+        )]
     })
 }
 

@@ -103,6 +103,17 @@ pub struct Probe {
     pub dst_ip: Option<String>,
 }
 
+impl Probe {
+    /// Where the probe goes, as reports print it: the pod, then the address it was
+    /// sent to when the case names one (`x/b (10.0.0.5)`).
+    pub fn destination(&self) -> String {
+        match &self.dst_ip {
+            Some(ip) => format!("{} ({ip})", self.to),
+            None => self.to.clone(),
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Expect {

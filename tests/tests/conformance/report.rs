@@ -2,6 +2,7 @@
 //! each upstream test group), and every failing case with its failing probes.
 
 use super::cases::Suite;
+use super::group_table::{GroupRows, group_rows};
 use super::runner::CaseResult;
 use std::fmt::Write as _;
 
@@ -53,33 +54,16 @@ impl<'a> Report<'a> {
     }
 
     fn table(&self) -> String {
-        let mut total = Tally::default();
-        let mut groups: Vec<(String, Tally)> = Vec::new();
-        for result in self.results {
-            total.add(result);
-            match groups.iter_mut().find(|(group, _)| *group == result.group) {
-                Some((_, tally)) => tally.add(result),
-                None => {
-                    let mut tally = Tally::default();
-                    tally.add(result);
-                    groups.push((result.group.clone(), tally));
-                }
-            }
-        }
-        let suite = self.suite.to_string();
-        let rows: Vec<(String, &Tally)> = std::iter::once((suite, &total))
-            .chain(
-                groups
-                    .iter()
-                    .map(|(group, tally)| (format!("  {group}"), tally)),
-            )
-            .collect();
-        let width = rows
-            .iter()
-            .map(|(name, _)| name.len())
-            .max()
-            .unwrap_or(0)
-            .max("suite".len());
+        let GroupRows {
+            rows,
+            name_width: width,
+        } = group_rows(
+            &self.suite.to_string(),
+            "suite",
+            self.results,
+            |result: &CaseResult| &result.group,
+            Tally::add,
+        );
         let mut text = format!(
             "{:<width$}  {:>13}  {:>15}\n",
             "suite", "cases passed", "probes passed"
@@ -122,10 +106,7 @@ fn failure(result: &CaseResult) -> String {
     }
     for failed in &result.failures {
         let probe = &failed.probe;
-        let to = match &probe.dst_ip {
-            Some(ip) => format!("{} ({ip})", probe.to),
-            None => probe.to.clone(),
-        };
+        let to = probe.destination();
         let _ = writeln!(
             text,
             "  {} -> {to} {}/{}: expected {}, got {}",

@@ -4,6 +4,7 @@
 //! with the agents' counters and logs for its case.
 
 use super::cases::Suite;
+use super::group_table::{GroupRows, group_rows};
 use super::probes::{Exclusion, PROBE_TIMEOUT, RETRY_TIMEOUT};
 use super::run::{CaseOutcome, GroupOutcome, ProbeOutcome};
 use palisade_lab::{Outcome, ProbeResult};
@@ -111,28 +112,16 @@ impl Report<'_> {
     }
 
     fn table(&self) -> String {
-        let mut total = Tally::default();
-        let mut groups: Vec<(String, Tally)> = Vec::new();
-        for case in self.cases() {
-            total.add(case);
-            match groups.iter_mut().find(|(group, _)| *group == case.group) {
-                Some((_, tally)) => tally.add(case),
-                None => {
-                    let mut tally = Tally::default();
-                    tally.add(case);
-                    groups.push((case.group.clone(), tally));
-                }
-            }
-        }
-        let rows: Vec<(String, &Tally)> = std::iter::once((self.suite.to_string(), &total))
-            .chain(groups.iter().map(|(group, t)| (format!("  {group}"), t)))
-            .collect();
-        let width = rows
-            .iter()
-            .map(|(name, _)| name.len())
-            .max()
-            .unwrap_or(0)
-            .max("group".len());
+        let GroupRows {
+            rows,
+            name_width: width,
+        } = group_rows(
+            &self.suite.to_string(),
+            "group",
+            self.cases(),
+            |case: &CaseOutcome| &case.group,
+            Tally::add,
+        );
         let mut text = format!(
             "{:<width$}  {:>14}  {:>19}  {:>19}  {:>24}\n",
             "group",
@@ -253,10 +242,7 @@ fn disagreement(case: &CaseOutcome) -> String {
     let mut text = format!("\ncase {} (upstream: {})\n", case.id, case.source);
     for outcome in case.probes.iter().filter(|p| !p.agrees()) {
         let probe = &outcome.probe;
-        let to = match &probe.dst_ip {
-            Some(ip) => format!("{} ({ip})", probe.to),
-            None => probe.to.clone(),
-        };
+        let to = probe.destination();
         let expected = probe.expect.as_str();
         let simulator = &outcome.simulator.verdict;
         let mut tags = Vec::new();
