@@ -13,12 +13,11 @@
 
 use super::port_map::PortMap;
 use super::ports::PortRange;
-use super::rules::RuleId;
+use super::rules::RuleRefs;
 use super::tables::PolicyEntry;
 use super::verdict::{Outcome, PeerVerdicts};
 use crate::model::Direction;
 use palisade_abi::reserved;
-use std::collections::BTreeMap;
 
 /// One row of an endpoint's policy table, before the table gets its policy id and the
 /// cited rule its published index.
@@ -35,7 +34,7 @@ pub(crate) struct Row {
 impl Row {
     /// The published entry of this row in the table `policy_id`, citing its rule by
     /// the rule's published index.
-    pub fn publish(&self, policy_id: u32, rule_refs: &BTreeMap<RuleId, u32>) -> PolicyEntry {
+    pub fn publish(&self, policy_id: u32, rule_refs: &RuleRefs) -> PolicyEntry {
         PolicyEntry {
             policy_id,
             peer_identity: self.peer_identity,
@@ -44,10 +43,7 @@ impl Row {
             port: self.port,
             port_prefix_len: self.port_prefix_len,
             verdict: self.outcome.verdict,
-            rule_ref: self
-                .outcome
-                .rule
-                .and_then(|rule| rule_refs.get(&rule).copied()),
+            rule_ref: self.outcome.rule.and_then(|rule| rule_refs.get(rule)),
         }
     }
 }
@@ -117,6 +113,7 @@ mod tests {
     use crate::compile::rules::RuleCatalog;
     use crate::compile::tables::{RuleInfo, Verdict};
     use crate::model::ObjectRef;
+    use std::collections::BTreeMap;
 
     const TCP: u8 = 6;
     const UDP: u8 = 17;

@@ -15,7 +15,7 @@ use super::selection::Selection;
 use super::tiers::{TierVerdicts, chain};
 use crate::model::{Cluster, ContainerPort, Direction, ObjectRef, Pod, Tier};
 use palisade_abi::reserved;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
 
 /// An endpoint's rows, per direction; None where the direction is not enforced.
@@ -33,12 +33,32 @@ impl EndpointTable {
         self.ingress.is_none() && self.egress.is_none()
     }
 
+    /// A key equal for two tables of one [`EndpointTables`] iff the tables are equal,
+    /// and cheap to hash: rows are interned there (equal rows are one allocation), so
+    /// they are keyed by address.
+    pub fn sharing_key(&self) -> TableKey {
+        let address = |rows: &Rc<[Row]>| rows.as_ptr() as usize;
+        TableKey {
+            ingress: self.ingress.as_ref().map(address),
+            egress: self.egress.as_ref().map(address),
+            fqdn_rules: self.fqdn_rules.clone(),
+        }
+    }
+
     pub fn rows(&self) -> impl Iterator<Item = &Row> {
         self.ingress
             .iter()
             .chain(&self.egress)
             .flat_map(|rows| rows.iter())
     }
+}
+
+/// See [`EndpointTable::sharing_key`].
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct TableKey {
+    ingress: Option<usize>,
+    egress: Option<usize>,
+    fqdn_rules: Vec<FqdnRule>,
 }
 
 /// Everything the rows of one direction depend on.
@@ -81,6 +101,9 @@ pub(crate) struct PolicySources<'a> {
 pub(crate) struct EndpointTables<'a> {
     sources: PolicySources<'a>,
     memo: HashMap<DirectionInput, Rc<[Row]>>,
+    /// Every distinct row list computed, once: different inputs that give the same
+    /// rows share one allocation (see [`EndpointTable::sharing_key`]).
+    interned: HashSet<Rc<[Row]>>,
 }
 
 impl<'a> EndpointTables<'a> {
@@ -88,6 +111,7 @@ impl<'a> EndpointTables<'a> {
         Self {
             sources,
             memo: HashMap::new(),
+            interned: HashSet::new(),
         }
     }
 
@@ -130,7 +154,18 @@ impl<'a> EndpointTables<'a> {
         if let Some(rows) = self.memo.get(&input) {
             return Some(rows.clone());
         }
-        let rows: Rc<[Row]> = self.compute(&input, pod).into();
+        // Sorted by key once here, so that each node's table, these rows in policy id
+        // order, is already sorted when published.
+        let mut rows = self.compute(&input, pod);
+        rows.sort_unstable();
+        let rows: Rc<[Row]> = rows.into();
+        let rows = match self.interned.get(&rows) {
+            Some(interned) => interned.clone(),
+            None => {
+                self.interned.insert(rows.clone());
+                rows
+            }
+        };
         self.memo.insert(input, rows.clone());
         Some(rows)
     }

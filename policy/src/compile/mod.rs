@@ -33,6 +33,7 @@ mod identity;
 mod ipcache;
 mod network_policy;
 mod nodes;
+mod pod_peers;
 mod port_map;
 mod ports;
 mod receiver;
@@ -108,6 +109,7 @@ pub fn compile(cluster: &Cluster) -> CompiledCluster {
     };
 
     let (rules, rule_refs) = catalog.publish(&nodes::cited_rules(&plans));
+    let rule_refs = rules::RuleRefs::new(&rule_refs);
     let nodes = plans
         .into_iter()
         .map(|(name, plan)| (name, plan.finish(&rule_refs)))

@@ -19,6 +19,7 @@
 
 use super::cidr::IpBlocks;
 use super::identity::{EgressPortNames, Identities};
+use super::pod_peers::PodPeers;
 use super::port_map::PortMap;
 use super::ports::spec_range;
 use super::receiver::Receiver;
@@ -27,7 +28,7 @@ use super::selection::Selection;
 use super::tables::RuleInfo;
 use super::verdict::PeerVerdicts;
 use crate::model::{Cluster, Direction, NetworkPolicy, Peer, Pod, PolicyRule, PortRef};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// For each (protocol, port): the first rule (lowest [`RuleId`]) that allows it, if any.
 pub(crate) type AllowingRules = PortMap<Option<RuleId>>;
@@ -69,6 +70,9 @@ impl<'a> IndexedPolicy<'a> {
 pub(crate) struct NetworkPolicies<'a> {
     /// In key order, which is also [`RuleId`] order.
     policies: Vec<IndexedPolicy<'a>>,
+    /// Namespace -> positions in `policies` of the policies that apply there,
+    /// ascending: a pod is only ever selected by policies of its own namespace.
+    by_namespace: HashMap<&'a str, Vec<usize>>,
     egress_port_names: EgressPortNames,
 }
 
@@ -108,8 +112,16 @@ impl<'a> NetworkPolicies<'a> {
                 _ => None,
             })
             .collect();
+        let mut by_namespace: HashMap<&'a str, Vec<usize>> = HashMap::new();
+        for (position, policy) in policies.iter().enumerate() {
+            by_namespace
+                .entry(policy.namespace)
+                .or_default()
+                .push(position);
+        }
         Self {
             policies,
+            by_namespace,
             egress_port_names,
         }
     }
@@ -123,17 +135,14 @@ impl<'a> NetworkPolicies<'a> {
     /// The policies that isolate the pod `namespace`/`pod` for `direction`. Empty: the
     /// direction is not isolated.
     pub fn isolating(&self, namespace: &str, pod: &Pod, direction: Direction) -> Selection {
-        Selection::new(
-            self.policies
-                .iter()
-                .enumerate()
-                .filter(|(_, p)| {
-                    p.namespace == namespace
-                        && p.policy.isolates(direction)
-                        && p.policy.pod_selector.matches(&pod.labels)
-                })
-                .map(|(i, _)| i),
-        )
+        let in_namespace = self
+            .by_namespace
+            .get(namespace)
+            .map_or(&[][..], Vec::as_slice);
+        Selection::new(in_namespace.iter().copied().filter(|i| {
+            let p = &self.policies[*i];
+            p.policy.isolates(direction) && p.policy.pod_selector.matches(&pod.labels)
+        }))
     }
 }
 
@@ -145,6 +154,7 @@ pub(crate) struct RuleEvaluator<'a> {
     blocks: &'a IpBlocks,
     /// Identities some address resolves to; others never need rows.
     peer_identities: &'a BTreeSet<u32>,
+    pod_peers: PodPeers<'a>,
 }
 
 impl<'a> RuleEvaluator<'a> {
@@ -159,6 +169,7 @@ impl<'a> RuleEvaluator<'a> {
             identities,
             blocks,
             peer_identities,
+            pod_peers: PodPeers::new(identities),
         }
     }
 
@@ -238,7 +249,7 @@ impl<'a> RuleEvaluator<'a> {
     }
 
     /// The identities a rule's peers name (empty for a rule without peers).
-    fn matched_peers(&self, rule: &Rule) -> BTreeSet<u32> {
+    fn matched_peers(&self, rule: &Rule<'a>) -> BTreeSet<u32> {
         let mut matched = BTreeSet::new();
         for peer in &rule.rule.peers {
             match peer {
@@ -246,20 +257,13 @@ impl<'a> RuleEvaluator<'a> {
                     namespace_selector,
                     pod_selector,
                 } => matched.extend(
-                    self.identities
-                        .pods
-                        .iter()
-                        .filter(|(_, pod)| {
-                            let in_namespace = match namespace_selector {
-                                None => pod.namespace == rule.namespace,
-                                Some(selector) => selector.matches(&pod.namespace_labels),
-                            };
-                            in_namespace
-                                && pod_selector
-                                    .as_ref()
-                                    .is_none_or(|selector| selector.matches(&pod.labels))
-                        })
-                        .map(|(id, _)| *id),
+                    self.pod_peers
+                        .selected(
+                            rule.namespace,
+                            namespace_selector.as_ref(),
+                            pod_selector.as_ref(),
+                        )
+                        .iter(),
                 ),
                 Peer::IpBlock { cidr, except } => {
                     if let Some(in_block) = self

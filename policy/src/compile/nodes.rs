@@ -7,12 +7,12 @@
 //! id 0 and no rows: the kernel never looks their table up.
 
 use super::egress_policy::SocketControls;
-use super::endpoint_tables::{EndpointTable, EndpointTables};
+use super::endpoint_tables::{EndpointTable, EndpointTables, TableKey};
 use super::identity::Identities;
-use super::rules::RuleId;
+use super::rules::{RuleId, RuleRefs};
 use super::tables::{EndpointEntry, FqdnRuleEntry, NodeTables, PolicyEntry};
 use crate::model::{Cluster, NodePeer, ObjectRef, Pod};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::net::IpAddr;
 
 /// Policy id of endpoints without a table (nothing enforced).
@@ -25,7 +25,7 @@ pub(crate) struct NodePlan {
     endpoints: Vec<EndpointEntry>,
     /// Each distinct table with its policy id, in id order.
     tables: Vec<(u32, EndpointTable)>,
-    policy_ids: HashMap<EndpointTable, u32>,
+    policy_ids: HashMap<TableKey, u32>,
 }
 
 impl NodePlan {
@@ -80,10 +80,13 @@ impl NodePlan {
             NO_POLICY
         } else {
             let next = u32::try_from(self.tables.len() + 1).unwrap_or(u32::MAX);
-            *self.policy_ids.entry(table.clone()).or_insert_with(|| {
-                self.tables.push((next, table.clone()));
-                next
-            })
+            *self
+                .policy_ids
+                .entry(table.sharing_key())
+                .or_insert_with(|| {
+                    self.tables.push((next, table.clone()));
+                    next
+                })
         };
         self.endpoints.push(EndpointEntry {
             pod: pod_ref.clone(),
@@ -99,22 +102,8 @@ impl NodePlan {
         });
     }
 
-    pub fn cited_rules(&self) -> impl Iterator<Item = RuleId> + '_ {
-        let rows = self
-            .tables
-            .iter()
-            .flat_map(|(_, table)| table.rows())
-            .filter_map(|row| row.outcome.rule);
-        let fqdn_rules = self
-            .tables
-            .iter()
-            .flat_map(|(_, table)| &table.fqdn_rules)
-            .map(|rule| rule.rule);
-        rows.chain(fqdn_rules)
-    }
-
     /// The published tables, with rules cited by their index in `rule_refs`.
-    pub fn finish(self, rule_refs: &BTreeMap<RuleId, u32>) -> NodeTables {
+    pub fn finish(self, rule_refs: &RuleRefs) -> NodeTables {
         let mut policy: Vec<PolicyEntry> = self
             .tables
             .iter()
@@ -131,7 +120,7 @@ impl NodePlan {
                     policy_id: *policy_id,
                     pattern: rule.pattern.clone(),
                     ports: rule.ports.clone(),
-                    rule_ref: rule_refs.get(&rule.rule).copied(),
+                    rule_ref: rule_refs.get(rule.rule),
                 })
             })
             .collect();
@@ -148,7 +137,18 @@ impl NodePlan {
     }
 }
 
-/// Every rule some node cites.
+/// Every rule some node cites. Nodes share their tables' rows (see
+/// [`EndpointTable::sharing_key`]), so each distinct row list is read once.
 pub(crate) fn cited_rules(plans: &BTreeMap<String, NodePlan>) -> BTreeSet<RuleId> {
-    plans.values().flat_map(NodePlan::cited_rules).collect()
+    let mut seen = HashSet::new();
+    let mut cited = BTreeSet::new();
+    for plan in plans.values() {
+        for (_, table) in &plan.tables {
+            if seen.insert(table.sharing_key()) {
+                cited.extend(table.rows().filter_map(|row| row.outcome.rule));
+                cited.extend(table.fqdn_rules.iter().map(|rule| rule.rule));
+            }
+        }
+    }
+    cited
 }

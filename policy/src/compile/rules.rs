@@ -121,6 +121,29 @@ impl RuleInfo {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub(crate) struct RuleId(u32);
 
+/// The published index (`rule_ref`) of each cited rule, dense by [`RuleId`]: looked
+/// up once per published row, so it must be cheap.
+pub(crate) struct RuleRefs(Vec<Option<u32>>);
+
+impl RuleRefs {
+    pub fn new(refs: &BTreeMap<RuleId, u32>) -> Self {
+        let len = refs
+            .keys()
+            .next_back()
+            .map_or(0, |last| last.0 as usize + 1);
+        let mut dense = vec![None; len];
+        for (id, index) in refs {
+            dense[id.0 as usize] = Some(*index);
+        }
+        Self(dense)
+    }
+
+    /// The published index of `rule`, None if it is not cited.
+    pub fn get(&self, rule: RuleId) -> Option<u32> {
+        self.0.get(rule.0 as usize).copied().flatten()
+    }
+}
+
 /// Every rule of every policy, in [`RuleInfo`] order.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct RuleCatalog {
