@@ -117,6 +117,11 @@ fn decide(ctx: &SkBuffContext, dir: u8) -> i32 {
             .map(|c| c.unknown_endpoint_verdict)
             .unwrap_or(verdicts::DENY as u32);
         if unknown == verdicts::ALLOW as u32 {
+            if let Some(ct) = tracked {
+                // SAFETY: as above. Still allowed under this generation: later
+                // packets of the flow take the fast path again.
+                unsafe { (*ct).generation = generation };
+            }
             return PASS;
         }
         if tracked.is_some() {
@@ -139,9 +144,8 @@ fn decide(ctx: &SkBuffContext, dir: u8) -> i32 {
         pkt.protocol,
         flow_port,
     );
-    let (decision, rule_ref, why, peer_identity) =
-        (d.verdict, d.rule_ref, d.reason, d.peer_identity);
-    events::count(why);
+    let (decision, rule_ref) = (d.verdict, d.rule_ref);
+    events::count(d.reason);
 
     if decision != verdicts::ALLOW {
         let config = CONFIG.get(slot).copied().unwrap_or_default();
@@ -156,7 +160,7 @@ fn decide(ctx: &SkBuffContext, dir: u8) -> i32 {
             e.verdict = decision;
             e.ip_version = pkt.ip_version;
             e.identity = ep.info.identity;
-            e.peer_identity = peer_identity;
+            e.peer_identity = d.peer_identity;
             e.policy_id = ep.info.policy_id;
             e.rule_ref = rule_ref;
             e.generation = generation;

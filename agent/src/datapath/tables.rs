@@ -47,7 +47,12 @@ impl TableWriter {
     pub fn apply(&mut self, desired: &DesiredState) -> Result<ApplyStats> {
         let next = self.current_generation()?.wrapping_add(1);
         let slot = next & 1;
-        let old = self.slot_state(slot)?.clone();
+        // Taken out of the shadow: if a write below fails, the slot's contents are
+        // unknown and are read back from the maps before the next diff.
+        self.slot_state(slot)?;
+        let old = self.shadow[slot as usize]
+            .take()
+            .expect("filled by slot_state");
         let mut stats = ApplyStats {
             generation: next,
             ..Default::default()

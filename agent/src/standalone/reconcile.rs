@@ -25,8 +25,9 @@ pub struct Reconciler {
     compiled: Option<(String, Arc<CompiledCluster>)>,
     /// Addresses of the pods of those manifests.
     pod_ips: BTreeMap<ObjectRef, Vec<IpAddr>>,
-    /// What was last published.
-    published: Option<DesiredState>,
+    /// The inputs of the state last published (manifest hash, cgroup ids): the desired
+    /// state is a function of them, so an unchanged pair needs no rebuild.
+    published_inputs: Option<(String, BTreeMap<ObjectRef, u64>)>,
     /// The agent's own cgroup id, when it lies below the protected root.
     own_cgroup: Option<u64>,
 }
@@ -68,7 +69,7 @@ impl Reconciler {
             config,
             compiled: None,
             pod_ips: BTreeMap::new(),
-            published: None,
+            published_inputs: None,
             own_cgroup,
         }
     }
@@ -101,30 +102,15 @@ impl Reconciler {
         }
         let (applied_hash, compiled) = self.compiled.clone().expect("set above");
         let (cgroup_ids, pending) = self.resolve_cgroups(&compiled);
-        let mut desired = desired::build(
-            &compiled,
-            &self.node,
-            &cgroup_ids,
-            &self.pod_ips,
-            self.config,
-        );
-        if let Some(own) = self.own_cgroup {
-            // The agent's own cgroup is never enforced, whatever the unknown-endpoint
-            // default: an entry with no enforcement flags.
-            desired.endpoints.entry(own).or_insert(EndpointInfo {
-                identity: palisade_abi::reserved::HOST,
-                policy_id: 0,
-                flags: 0,
-                _pad: 0,
-            });
-        }
+        let inputs = (applied_hash.clone(), cgroup_ids.clone());
         let mut published = None;
-        if self.published.as_ref() != Some(&desired) {
+        if self.published_inputs.as_ref() != Some(&inputs) {
+            let desired = self.desired_state(&compiled, &cgroup_ids);
             let stats = tables
                 .apply(&desired)
                 .context("publishing tables to the kernel")
                 .map_err(fail)?;
-            self.published = Some(desired);
+            self.published_inputs = Some(inputs);
             published = Some(stats);
         }
         Ok(PassReport {
@@ -135,6 +121,27 @@ impl Reconciler {
             pending,
             published,
         })
+    }
+
+    /// What this node's maps must hold for these compiled tables and cgroups.
+    fn desired_state(
+        &self,
+        compiled: &CompiledCluster,
+        cgroup_ids: &BTreeMap<ObjectRef, u64>,
+    ) -> DesiredState {
+        let mut desired =
+            desired::build(compiled, &self.node, cgroup_ids, &self.pod_ips, self.config);
+        if let Some(own) = self.own_cgroup {
+            // The agent's own cgroup is never enforced, whatever the unknown-endpoint
+            // default: an entry with no enforcement flags.
+            desired.endpoints.entry(own).or_insert(EndpointInfo {
+                identity: palisade_abi::reserved::HOST,
+                policy_id: 0,
+                flags: 0,
+                _pad: 0,
+            });
+        }
+        desired
     }
 
     /// Maps this node's endpoints to cgroup ids; the rest are pending, with why.
