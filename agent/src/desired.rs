@@ -87,8 +87,8 @@ pub fn build(
             },
         );
     }
-    for entry in &tables.policy {
-        let (row, value) = policy_row(entry);
+    for entry in compiled.policy_entries(tables) {
+        let (row, value) = policy_row(&entry);
         state.policy.insert(row, value);
     }
     state

@@ -68,13 +68,35 @@ fn measure(label: &'static str, scale: Scale) -> Result<Measurement> {
     let start = Instant::now();
     let compiled = compile::compile(&cluster);
     let full_compile_s = start.elapsed().as_secs_f64();
+    // A node's table: its own object (addresses, endpoints, table references) and the
+    // policy tables it references, serialized.
+    let table_bytes: Vec<usize> = compiled
+        .policy_tables
+        .iter()
+        .map(|t| serde_json::to_vec(t).map(|v| v.len()).unwrap_or(0))
+        .collect();
     let largest_node_table_bytes = compiled
         .nodes
         .values()
-        .map(|t| serde_json::to_vec(t).map(|v| v.len()).unwrap_or(0))
+        .map(|t| {
+            serde_json::to_vec(t).map(|v| v.len()).unwrap_or(0)
+                + t.policy_tables
+                    .iter()
+                    .map(|r| table_bytes[r.table as usize])
+                    .sum::<usize>()
+        })
         .max()
         .unwrap_or(0);
-    let policy_rows = compiled.nodes.values().map(|t| t.policy.len()).sum();
+    let policy_rows = compiled
+        .nodes
+        .values()
+        .map(|t| {
+            t.policy_tables
+                .iter()
+                .map(|r| compiled.policy_tables[r.table as usize].rows.len())
+                .sum::<usize>()
+        })
+        .sum();
     let identities = compiled.identities.len();
     drop(compiled);
 

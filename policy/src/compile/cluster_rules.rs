@@ -81,19 +81,39 @@ impl<'a> ClusterRuleEvaluator<'a> {
         let matched: Vec<BTreeSet<u32>> = rules.iter().map(|r| self.matched_peers(r)).collect();
         let candidates: BTreeSet<u32> = matched.iter().flatten().copied().collect();
 
-        let mut peers = BTreeMap::new();
-        for peer in candidates.intersection(self.peer_identities) {
-            let receiver = Receiver::of(direction, local, self.identities.pods.get(peer));
-            let function = first_match(
-                rules
+        // Peers matched by the same rules share a function, unless a matched rule's
+        // named ports resolve on the peer (egress).
+        let names_ports = |rule: &IndexedRule| {
+            direction == Direction::Egress
+                && rule
+                    .rule
+                    .ports
                     .iter()
-                    .zip(&matched)
-                    .filter(|(_, matched)| matched.contains(peer))
-                    .map(|(rule, _)| *rule),
-                receiver,
-            );
-            peers.insert(*peer, function);
+                    .any(|port| matches!(port, ClusterPort::Named(_)))
+        };
+        let mut groups: BTreeMap<(Vec<usize>, Option<u32>), Vec<u32>> = BTreeMap::new();
+        for peer in candidates.intersection(self.peer_identities) {
+            let signature: Vec<usize> = (0..rules.len())
+                .filter(|i| matched[*i].contains(peer))
+                .collect();
+            let own = signature
+                .iter()
+                .any(|i| names_ports(rules[*i]))
+                .then_some(*peer);
+            groups.entry((signature, own)).or_default().push(*peer);
         }
+        let peers = PeerVerdicts::from_groups(
+            PortMap::constant(None),
+            groups.into_iter().map(|((signature, own), peers)| {
+                let receiver = Receiver::of(
+                    direction,
+                    local,
+                    own.and_then(|peer| self.identities.pods.get(&peer)),
+                );
+                let function = first_match(signature.iter().map(|i| rules[*i]), receiver);
+                (function, peers)
+            }),
+        );
         let own_node = own_node.map(|node| {
             // A node is never a pod: names resolve only on the local endpoint.
             let receiver = Receiver::of(direction, local, None);
@@ -105,13 +125,7 @@ impl<'a> ClusterRuleEvaluator<'a> {
                 receiver,
             )
         });
-        TierMatches {
-            peers: PeerVerdicts {
-                any: PortMap::constant(None),
-                peers,
-            },
-            own_node,
-        }
+        TierMatches { peers, own_node }
     }
 
     /// The identities a rule's peers match.

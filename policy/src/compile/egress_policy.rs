@@ -223,23 +223,35 @@ impl<'a> AllowlistEvaluator<'a> {
                     .map(move |(rule, id)| (policy, rule, *id))
             })
             .collect();
-        let mut peers: BTreeMap<u32, PortMap<Option<RuleId>>> = BTreeMap::new();
-        for (policy, rule, id) in rules {
-            let ports = ports_allowed(&rule.ports, id);
+        // Per peer, the rules that name it (in id order); peers named by the same
+        // rules share a function.
+        let mut named_by: BTreeMap<u32, Vec<usize>> = BTreeMap::new();
+        for (i, (policy, rule, _)) in rules.iter().enumerate() {
             for peer in self.matched_peers(policy, rule) {
-                if !self.peer_identities.contains(&peer) {
-                    continue;
+                if self.peer_identities.contains(&peer) {
+                    named_by.entry(peer).or_default().push(i);
                 }
-                let function = peers.entry(peer).or_insert_with(|| PortMap::constant(None));
-                // Rules come in id order: an earlier rule keeps the points it allows.
-                *function = function.zip_with(&ports, |first, this| first.or(*this));
             }
         }
+        let mut groups: BTreeMap<Vec<usize>, Vec<u32>> = BTreeMap::new();
+        for (peer, signature) in named_by {
+            groups.entry(signature).or_default().push(peer);
+        }
+        let ports: Vec<PortMap<Option<RuleId>>> = rules
+            .iter()
+            .map(|(_, rule, id)| ports_allowed(&rule.ports, *id))
+            .collect();
+        let groups = groups.into_iter().map(|(signature, peers)| {
+            // Rules come in id order: an earlier rule keeps the points it allows.
+            let function = signature
+                .iter()
+                .fold(PortMap::constant(None), |function, i| {
+                    function.zip_with(&ports[*i], |first, this| first.or(*this))
+                });
+            (function, peers)
+        });
         Allowlist {
-            allowing: PeerVerdicts {
-                any: PortMap::constant(None),
-                peers,
-            },
+            allowing: PeerVerdicts::from_groups(PortMap::constant(None), groups),
             otherwise: self.policies.otherwise(selection),
         }
     }

@@ -14,7 +14,7 @@
 use super::port_map::PortMap;
 use super::ports::PortRange;
 use super::rules::RuleRefs;
-use super::tables::PolicyEntry;
+use super::tables::PolicyRow;
 use super::verdict::{Outcome, PeerVerdicts};
 use crate::model::Direction;
 use palisade_abi::reserved;
@@ -32,11 +32,9 @@ pub(crate) struct Row {
 }
 
 impl Row {
-    /// The published entry of this row in the table `policy_id`, citing its rule by
-    /// the rule's published index.
-    pub fn publish(&self, policy_id: u32, rule_refs: &RuleRefs) -> PolicyEntry {
-        PolicyEntry {
-            policy_id,
+    /// The published row, citing its rule by the rule's published index.
+    pub fn publish(&self, rule_refs: &RuleRefs) -> PolicyRow {
+        PolicyRow {
             peer_identity: self.peer_identity,
             direction: self.direction,
             protocol: self.protocol,
@@ -55,8 +53,17 @@ pub(crate) fn encode_direction(
 ) -> Vec<Row> {
     let mut rows = Vec::new();
     encode_peer(reserved::ANY, direction, &verdicts.any, &mut rows);
-    for (peer, function) in &verdicts.peers {
-        encode_peer(*peer, direction, function, &mut rows);
+    // Each distinct function is encoded once and its rows repeated for its peers.
+    let mut shape = Vec::new();
+    for (function, peers) in verdicts.groups() {
+        shape.clear();
+        encode_peer(reserved::ANY, direction, function, &mut shape);
+        for peer in peers {
+            rows.extend(shape.iter().map(|row| Row {
+                peer_identity: peer,
+                ..row.clone()
+            }));
+        }
     }
     rows
 }
@@ -113,7 +120,6 @@ mod tests {
     use crate::compile::rules::RuleCatalog;
     use crate::compile::tables::{RuleInfo, Verdict};
     use crate::model::ObjectRef;
-    use std::collections::BTreeMap;
 
     const TCP: u8 = 6;
     const UDP: u8 = 17;
@@ -132,10 +138,7 @@ mod tests {
     }
 
     fn rows(function: PortMap<Outcome>) -> Vec<(Option<u8>, u16, u8, Verdict)> {
-        let verdicts = PeerVerdicts {
-            any: function,
-            peers: BTreeMap::new(),
-        };
+        let verdicts = PeerVerdicts::uniform(function);
         encode_direction(Direction::Ingress, &verdicts)
             .into_iter()
             .map(|r| (r.protocol, r.port, r.port_prefix_len, r.outcome.verdict))

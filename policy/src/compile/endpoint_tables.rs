@@ -15,7 +15,7 @@ use super::selection::Selection;
 use super::tiers::{TierVerdicts, chain};
 use crate::model::{Cluster, ContainerPort, Direction, ObjectRef, Pod, Tier};
 use palisade_abi::reserved;
-use std::collections::{HashMap, HashSet};
+use rustc_hash::{FxHashMap, FxHashSet};
 use std::rc::Rc;
 
 /// An endpoint's rows, per direction; None where the direction is not enforced.
@@ -100,18 +100,18 @@ pub(crate) struct PolicySources<'a> {
 /// Computes endpoint tables, memoized by [`DirectionInput`].
 pub(crate) struct EndpointTables<'a> {
     sources: PolicySources<'a>,
-    memo: HashMap<DirectionInput, Rc<[Row]>>,
+    memo: FxHashMap<DirectionInput, Rc<[Row]>>,
     /// Every distinct row list computed, once: different inputs that give the same
     /// rows share one allocation (see [`EndpointTable::sharing_key`]).
-    interned: HashSet<Rc<[Row]>>,
+    interned: FxHashSet<Rc<[Row]>>,
 }
 
 impl<'a> EndpointTables<'a> {
     pub fn new(sources: PolicySources<'a>) -> Self {
         Self {
             sources,
-            memo: HashMap::new(),
-            interned: HashSet::new(),
+            memo: FxHashMap::default(),
+            interned: FxHashSet::default(),
         }
     }
 
@@ -253,7 +253,7 @@ impl<'a> EndpointTables<'a> {
             ],
         );
         if let Some(own_node) = decided.own_node {
-            decided.peers.peers.insert(reserved::HOST, own_node);
+            decided.peers.insert(reserved::HOST, own_node);
         }
         encode_direction(direction, &decided.peers)
     }

@@ -58,7 +58,7 @@ use endpoint_tables::{EndpointTables, PolicySources};
 use identity::Identities;
 use ipcache::IpCache;
 use network_policy::{NetworkPolicies, RuleEvaluator};
-use nodes::NodePlan;
+use nodes::{NodePlan, PublishedTables};
 use rules::RuleCatalog;
 use tables::CompiledCluster;
 
@@ -110,14 +110,16 @@ pub fn compile(cluster: &Cluster) -> CompiledCluster {
 
     let (rules, rule_refs) = catalog.publish(&nodes::cited_rules(&plans));
     let rule_refs = rules::RuleRefs::new(&rule_refs);
+    let mut published = PublishedTables::new(&rule_refs);
     let nodes = plans
         .into_iter()
-        .map(|(name, plan)| (name, plan.finish(&rule_refs)))
+        .map(|(name, plan)| (name, plan.finish(&mut published)))
         .collect();
     CompiledCluster {
         identities: identities.info,
         ipcache: ipcache.entries,
         nodes,
+        policy_tables: published.tables,
         rules,
         services: services::compile(cluster),
     }

@@ -28,7 +28,8 @@ use super::selection::Selection;
 use super::tables::RuleInfo;
 use super::verdict::PeerVerdicts;
 use crate::model::{Cluster, Direction, NetworkPolicy, Peer, Pod, PolicyRule, PortRef};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use rustc_hash::FxHashMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// For each (protocol, port): the first rule (lowest [`RuleId`]) that allows it, if any.
 pub(crate) type AllowingRules = PortMap<Option<RuleId>>;
@@ -72,7 +73,7 @@ pub(crate) struct NetworkPolicies<'a> {
     policies: Vec<IndexedPolicy<'a>>,
     /// Namespace -> positions in `policies` of the policies that apply there,
     /// ascending: a pod is only ever selected by policies of its own namespace.
-    by_namespace: HashMap<&'a str, Vec<usize>>,
+    by_namespace: FxHashMap<&'a str, Vec<usize>>,
     egress_port_names: EgressPortNames,
 }
 
@@ -112,7 +113,7 @@ impl<'a> NetworkPolicies<'a> {
                 _ => None,
             })
             .collect();
-        let mut by_namespace: HashMap<&'a str, Vec<usize>> = HashMap::new();
+        let mut by_namespace: FxHashMap<&'a str, Vec<usize>> = FxHashMap::default();
         for (position, policy) in policies.iter().enumerate() {
             by_namespace
                 .entry(policy.namespace)
@@ -204,6 +205,10 @@ impl<'a> RuleEvaluator<'a> {
             .collect();
         let matched: Vec<BTreeSet<u32>> = rules.iter().map(|r| self.matched_peers(r)).collect();
 
+        // Rules without peers match every peer.
+        let peerless: Vec<usize> = (0..rules.len())
+            .filter(|i| rules[*i].rule.peers.is_empty())
+            .collect();
         let any = rules
             .iter()
             .zip(&ports)
@@ -228,24 +233,34 @@ impl<'a> RuleEvaluator<'a> {
             );
         }
 
-        let mut peers = BTreeMap::new();
+        // Peers the same rules match share a function, unless a matched rule's named
+        // ports resolve on the peer.
+        let mut groups: BTreeMap<(Vec<usize>, Option<u32>), Vec<u32>> = BTreeMap::new();
         for peer in candidates.intersection(self.peer_identities) {
-            let mut function = any.clone();
-            for ((rule, matched), ports) in rules.iter().zip(&matched).zip(&ports) {
-                if !(rule.rule.peers.is_empty() || matched.contains(peer)) {
-                    continue;
-                }
-                function = if depends_on_peer(rule) {
-                    union(&function, &ports_allowed(rule, receiver(Some(*peer))))
-                } else {
-                    union(&function, ports)
-                };
-            }
-            if function != any {
-                peers.insert(*peer, function);
-            }
+            let signature: Vec<usize> = (0..rules.len())
+                .filter(|i| !rules[*i].rule.peers.is_empty() && matched[*i].contains(peer))
+                .collect();
+            let own = signature
+                .iter()
+                .chain(&peerless)
+                .any(|i| depends_on_peer(rules[*i]))
+                .then_some(*peer);
+            groups.entry((signature, own)).or_default().push(*peer);
         }
-        PeerVerdicts { any, peers }
+        let groups = groups.into_iter().map(|((signature, own), peers)| {
+            let function = signature
+                .iter()
+                .chain(&peerless)
+                .fold(any.clone(), |function, i| {
+                    if own.is_some() && depends_on_peer(rules[*i]) {
+                        union(&function, &ports_allowed(rules[*i], receiver(own)))
+                    } else {
+                        union(&function, &ports[*i])
+                    }
+                });
+            (function, peers)
+        });
+        PeerVerdicts::from_groups(any.clone(), groups)
     }
 
     /// The identities a rule's peers name (empty for a rule without peers).

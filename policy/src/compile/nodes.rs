@@ -4,15 +4,17 @@
 //!
 //! Policy ids count from 1 per node, in the order of the first endpoint (by
 //! namespace/name) that uses each table. Endpoints with nothing enforced have policy
-//! id 0 and no rows: the kernel never looks their table up.
+//! id 0 and no rows: the kernel never looks their table up. The tables themselves are
+//! published once for the whole cluster ([`PublishedTables`]); nodes refer to them.
 
 use super::egress_policy::SocketControls;
 use super::endpoint_tables::{EndpointTable, EndpointTables, TableKey};
 use super::identity::Identities;
 use super::rules::{RuleId, RuleRefs};
-use super::tables::{EndpointEntry, FqdnRuleEntry, NodeTables, PolicyEntry};
+use super::tables::{EndpointEntry, NodeTables, PolicyTable, TableFqdnRule, TableRef};
 use crate::model::{Cluster, NodePeer, ObjectRef, Pod};
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use rustc_hash::{FxHashMap, FxHashSet};
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
 /// Policy id of endpoints without a table (nothing enforced).
@@ -25,7 +27,7 @@ pub(crate) struct NodePlan {
     endpoints: Vec<EndpointEntry>,
     /// Each distinct table with its policy id, in id order.
     tables: Vec<(u32, EndpointTable)>,
-    policy_ids: HashMap<TableKey, u32>,
+    policy_ids: FxHashMap<TableKey, u32>,
 }
 
 impl NodePlan {
@@ -102,37 +104,66 @@ impl NodePlan {
         });
     }
 
-    /// The published tables, with rules cited by their index in `rule_refs`.
-    pub fn finish(self, rule_refs: &RuleRefs) -> NodeTables {
-        let mut policy: Vec<PolicyEntry> = self
+    /// The published node, its tables entered in `published`.
+    pub fn finish(self, published: &mut PublishedTables) -> NodeTables {
+        let policy_tables = self
             .tables
             .iter()
-            .flat_map(|(policy_id, table)| {
-                table.rows().map(|row| row.publish(*policy_id, rule_refs))
+            .map(|(policy_id, table)| TableRef {
+                policy_id: *policy_id,
+                table: published.index_of(table),
             })
             .collect();
-        policy.sort_unstable();
-        let mut fqdn_rules: Vec<FqdnRuleEntry> = self
-            .tables
-            .iter()
-            .flat_map(|(policy_id, table)| {
-                table.fqdn_rules.iter().map(|rule| FqdnRuleEntry {
-                    policy_id: *policy_id,
-                    pattern: rule.pattern.clone(),
-                    ports: rule.ports.clone(),
-                    rule_ref: rule_refs.get(rule.rule),
-                })
-            })
-            .collect();
-        fqdn_rules.sort_unstable();
         let mut host_addresses = self.host_addresses;
         host_addresses.sort_unstable();
         host_addresses.dedup();
         NodeTables {
             host_addresses,
             endpoints: self.endpoints,
-            policy,
-            fqdn_rules,
+            policy_tables,
+        }
+    }
+}
+
+/// The cluster's distinct policy tables, each published once, in order of first use.
+pub(crate) struct PublishedTables<'r> {
+    rule_refs: &'r RuleRefs,
+    indexes: FxHashMap<TableKey, u32>,
+    pub tables: Vec<PolicyTable>,
+}
+
+impl<'r> PublishedTables<'r> {
+    pub fn new(rule_refs: &'r RuleRefs) -> Self {
+        Self {
+            rule_refs,
+            indexes: FxHashMap::default(),
+            tables: Vec::new(),
+        }
+    }
+
+    /// The index of `table`'s published form, publishing it on first use, with rules
+    /// cited by their index in `rule_refs`.
+    fn index_of(&mut self, table: &EndpointTable) -> u32 {
+        let next = u32::try_from(self.tables.len()).unwrap_or(u32::MAX);
+        match self.indexes.entry(table.sharing_key()) {
+            std::collections::hash_map::Entry::Occupied(entry) => *entry.get(),
+            std::collections::hash_map::Entry::Vacant(entry) => {
+                let rule_refs = self.rule_refs;
+                let mut rows: Vec<_> = table.rows().map(|row| row.publish(rule_refs)).collect();
+                rows.sort_unstable();
+                let mut fqdn_rules: Vec<TableFqdnRule> = table
+                    .fqdn_rules
+                    .iter()
+                    .map(|rule| TableFqdnRule {
+                        pattern: rule.pattern.clone(),
+                        ports: rule.ports.clone(),
+                        rule_ref: rule_refs.get(rule.rule),
+                    })
+                    .collect();
+                fqdn_rules.sort_unstable();
+                self.tables.push(PolicyTable { rows, fqdn_rules });
+                *entry.insert(next)
+            }
         }
     }
 }
@@ -140,7 +171,7 @@ impl NodePlan {
 /// Every rule some node cites. Nodes share their tables' rows (see
 /// [`EndpointTable::sharing_key`]), so each distinct row list is read once.
 pub(crate) fn cited_rules(plans: &BTreeMap<String, NodePlan>) -> BTreeSet<RuleId> {
-    let mut seen = HashSet::new();
+    let mut seen = FxHashSet::default();
     let mut cited = BTreeSet::new();
     for plan in plans.values() {
         for (_, table) in &plan.tables {

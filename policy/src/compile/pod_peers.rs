@@ -5,8 +5,9 @@
 
 use super::identity::Identities;
 use crate::model::LabelSelector;
+use rustc_hash::FxHashMap;
 use std::cell::{OnceCell, RefCell};
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::rc::Rc;
 
 /// What a `Pods` peer's selection depends on.
@@ -22,10 +23,10 @@ struct PeerKey<'a> {
 /// Answers "which pod identities does this peer select", each distinct peer once.
 pub(crate) struct PodPeers<'a> {
     identities: &'a Identities,
-    memo: RefCell<HashMap<PeerKey<'a>, Rc<BTreeSet<u32>>>>,
+    memo: RefCell<FxHashMap<PeerKey<'a>, Rc<BTreeSet<u32>>>>,
     /// Namespace -> its pod identities, built on first use: a peer without a namespace
     /// selector only looks at its policy's namespace.
-    by_namespace: OnceCell<HashMap<&'a str, Vec<u32>>>,
+    by_namespace: OnceCell<FxHashMap<&'a str, Vec<u32>>>,
 }
 
 impl<'a> PodPeers<'a> {
@@ -77,7 +78,7 @@ impl<'a> PodPeers<'a> {
     /// The pod identities of `namespace`, ascending.
     fn in_namespace(&self, namespace: &str) -> &[u32] {
         let by_namespace = self.by_namespace.get_or_init(|| {
-            let mut by_namespace: HashMap<&'a str, Vec<u32>> = HashMap::new();
+            let mut by_namespace: FxHashMap<&'a str, Vec<u32>> = FxHashMap::default();
             for (id, pod) in &self.identities.pods {
                 by_namespace
                     .entry(pod.namespace.as_str())

@@ -17,6 +17,10 @@ pub struct CompiledCluster {
     pub ipcache: Vec<IpCacheEntry>,
     /// Per-node tables, by node name. Pods with no node are compiled under "".
     pub nodes: BTreeMap<String, NodeTables>,
+    /// Every distinct policy table, once: nodes refer to them by index
+    /// ([`NodeTables::policy_tables`]), so ten thousand nodes running the same
+    /// workload share one table. In order of first use (by node name, then policy id).
+    pub policy_tables: Vec<PolicyTable>,
     /// Rules that entries refer to by index (`rule_ref`), cluster-wide.
     pub rules: Vec<RuleInfo>,
     /// Service address, port and protocol -> backends, cluster-wide: the datapath
@@ -82,13 +86,72 @@ pub struct NodeTables {
     pub host_addresses: Vec<std::net::IpAddr>,
     /// Pods on this node that palisade enforces, sorted by pod.
     pub endpoints: Vec<EndpointEntry>,
-    /// Entries of `PALISADE_POLICY`, sorted.
-    pub policy: Vec<PolicyEntry>,
-    /// DNS name rules of EgressPolicies, per policy table (`policy_id`), sorted: what
-    /// the DNS proxy of the datapath lets the table's endpoints resolve and reach (see
-    /// [`FqdnRuleEntry`]). Empty when no EgressPolicy names a DNS name.
+    /// The node's policy tables: node-local policy id -> index into
+    /// [`CompiledCluster::policy_tables`], sorted by policy id. The node's entries of
+    /// `PALISADE_POLICY` are each table's rows keyed by its policy id
+    /// ([`CompiledCluster::policy_entries`]).
+    pub policy_tables: Vec<TableRef>,
+}
+
+/// One policy table of a node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct TableRef {
+    /// The id the node's endpoints and kernel keys use for the table (from 1).
+    pub policy_id: u32,
+    /// Index into [`CompiledCluster::policy_tables`].
+    pub table: u32,
+}
+
+/// One policy table, shared by every endpoint (on any node) whose policy is the same.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct PolicyTable {
+    /// Rows, sorted; in the kernel each is keyed by the table's node-local policy id.
+    pub rows: Vec<PolicyRow>,
+    /// DNS name rules of the table's EgressPolicies, sorted: what the DNS proxy of the
+    /// datapath lets the table's endpoints resolve and reach (see [`FqdnRuleEntry`]).
+    /// Empty when no EgressPolicy names a DNS name.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub fqdn_rules: Vec<FqdnRuleEntry>,
+    pub fqdn_rules: Vec<TableFqdnRule>,
+}
+
+impl CompiledCluster {
+    /// The node's entries of `PALISADE_POLICY`, sorted: every row of its tables, keyed
+    /// by the table's policy id.
+    pub fn policy_entries<'a>(
+        &'a self,
+        node: &'a NodeTables,
+    ) -> impl Iterator<Item = PolicyEntry> + 'a {
+        self.node_tables(node).flat_map(|(policy_id, table)| {
+            table.rows.iter().map(move |row| row.in_table(policy_id))
+        })
+    }
+
+    /// The DNS name rules of the node's tables, by policy id.
+    pub fn fqdn_rule_entries<'a>(
+        &'a self,
+        node: &'a NodeTables,
+    ) -> impl Iterator<Item = FqdnRuleEntry> + 'a {
+        self.node_tables(node).flat_map(|(policy_id, table)| {
+            table.fqdn_rules.iter().map(move |rule| FqdnRuleEntry {
+                policy_id,
+                pattern: rule.pattern.clone(),
+                ports: rule.ports.clone(),
+                rule_ref: rule.rule_ref,
+            })
+        })
+    }
+
+    /// The node's tables with their policy ids; a reference past the end of
+    /// `policy_tables` (a corrupt publication) names no table.
+    pub fn node_tables<'a>(
+        &'a self,
+        node: &'a NodeTables,
+    ) -> impl Iterator<Item = (u32, &'a PolicyTable)> + 'a {
+        node.policy_tables.iter().filter_map(|table_ref| {
+            let table = self.policy_tables.get(table_ref.table as usize)?;
+            Some((table_ref.policy_id, table))
+        })
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -116,6 +179,37 @@ pub struct EndpointEntry {
     /// them is in Audit mode.
     #[serde(default, skip_serializing_if = "is_false")]
     pub audit_sockets: bool,
+}
+
+/// One row of a [`PolicyTable`]: a [`PolicyEntry`] without its policy id.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct PolicyRow {
+    /// Peer identity, or `palisade_abi::reserved::ANY`.
+    pub peer_identity: u32,
+    pub direction: Direction,
+    pub protocol: Option<u8>,
+    pub port: u16,
+    /// 0..=16; must be 0 when `protocol` is None.
+    pub port_prefix_len: u8,
+    pub verdict: Verdict,
+    /// See [`PolicyEntry::rule_ref`].
+    pub rule_ref: Option<u32>,
+}
+
+impl PolicyRow {
+    /// The kernel entry of this row in the table `policy_id`.
+    pub fn in_table(&self, policy_id: u32) -> PolicyEntry {
+        PolicyEntry {
+            policy_id,
+            peer_identity: self.peer_identity,
+            direction: self.direction,
+            protocol: self.protocol,
+            port: self.port,
+            port_prefix_len: self.port_prefix_len,
+            verdict: self.verdict,
+            rule_ref: self.rule_ref,
+        }
+    }
 }
 
 /// One LPM entry of the policy table. Matching follows `palisade_abi::PolicyKey`:
@@ -202,6 +296,14 @@ pub struct FqdnRuleEntry {
     /// Empty: every protocol and port.
     pub ports: Vec<PortRangeEntry>,
     /// Index into `CompiledCluster::rules` of the EgressPolicy rule.
+    pub rule_ref: Option<u32>,
+}
+
+/// A DNS name rule of a [`PolicyTable`]: a [`FqdnRuleEntry`] without its policy id.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct TableFqdnRule {
+    pub pattern: String,
+    pub ports: Vec<PortRangeEntry>,
     pub rule_ref: Option<u32>,
 }
 

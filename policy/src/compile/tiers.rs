@@ -51,10 +51,7 @@ impl TierVerdicts {
     /// A tier with no say about anything: a source that selects nothing.
     pub fn silent() -> Self {
         Self {
-            peers: PeerVerdicts {
-                any: PortMap::constant(None),
-                peers: Default::default(),
-            },
+            peers: PeerVerdicts::uniform(PortMap::constant(None)),
             own_node: PortMap::constant(None),
         }
     }
@@ -177,7 +174,6 @@ mod tests {
     use crate::compile::rules::RuleCatalog;
     use crate::compile::tables::RuleInfo;
     use crate::model::{Direction, ObjectRef};
-    use std::collections::BTreeMap;
 
     const TCP: u8 = 6;
 
@@ -194,10 +190,7 @@ mod tests {
 
     fn tier(any: PortMap<TierVerdict>) -> TierVerdicts {
         TierVerdicts {
-            peers: PeerVerdicts {
-                any,
-                peers: BTreeMap::new(),
-            },
+            peers: PeerVerdicts::uniform(any),
             own_node: PortMap::constant(None),
         }
     }
@@ -234,10 +227,7 @@ mod tests {
 
     fn allowlist(allowing: PortMap<Option<RuleId>>, otherwise: Outcome) -> Allowlist {
         Allowlist {
-            allowing: PeerVerdicts {
-                any: allowing,
-                peers: BTreeMap::new(),
-            },
+            allowing: PeerVerdicts::uniform(allowing),
             otherwise,
         }
     }

@@ -65,14 +65,22 @@ impl TableEvaluator {
     /// The view of `node`; a node the tables do not list has no addresses and no
     /// policy entries.
     pub fn new(compiled: &CompiledCluster, node: &str) -> Self {
-        Self::with_ipcache(Arc::new(ipcache_lpm(compiled)), compiled.nodes.get(node))
+        Self::with_ipcache(
+            Arc::new(ipcache_lpm(compiled)),
+            compiled,
+            compiled.nodes.get(node),
+        )
     }
 
-    fn with_ipcache(ipcache: Arc<IpCacheLpm>, tables: Option<&NodeTables>) -> Self {
+    fn with_ipcache(
+        ipcache: Arc<IpCacheLpm>,
+        compiled: &CompiledCluster,
+        tables: Option<&NodeTables>,
+    ) -> Self {
         let mut policy = PolicyLpm::default();
         let mut host = BTreeSet::new();
         if let Some(tables) = tables {
-            for entry in &tables.policy {
+            for entry in compiled.policy_entries(tables) {
                 policy.insert(
                     policy_key_bytes(&entry.abi_key(SLOT)),
                     entry.abi_prefix_len(),
@@ -169,7 +177,7 @@ impl<'a> ClusterEvaluator<'a> {
         for (name, tables) in &compiled.nodes {
             nodes.insert(
                 name.as_str(),
-                TableEvaluator::with_ipcache(ipcache.clone(), Some(tables)),
+                TableEvaluator::with_ipcache(ipcache.clone(), compiled, Some(tables)),
             );
             for endpoint in &tables.endpoints {
                 // A pod listed on two nodes (only a corrupt table can say so): first wins.

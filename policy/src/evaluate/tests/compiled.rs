@@ -149,13 +149,14 @@ pub fn assert_table_invariants(compiled: &CompiledCluster) {
         );
     }
     for (node, tables) in &compiled.nodes {
-        let mut rows = tables.policy.clone();
+        let policy: Vec<_> = compiled.policy_entries(tables).collect();
+        let mut rows = policy.clone();
         rows.sort();
-        assert_eq!(rows, tables.policy, "{node}: policy sorted");
+        assert_eq!(rows, policy, "{node}: policy sorted");
         // Every (policy, peer, direction) with rows has a protocol-None row, exactly one.
         let mut none_rows: BTreeMap<(u32, u32, Direction), usize> = BTreeMap::new();
         let mut keys = BTreeSet::new();
-        for row in &tables.policy {
+        for row in &policy {
             keys.insert((row.policy_id, row.peer_identity, row.direction));
             if row.protocol.is_none() {
                 assert_eq!(row.port_prefix_len, 0);
@@ -170,7 +171,7 @@ pub fn assert_table_invariants(compiled: &CompiledCluster) {
                 // A default: isolation's deny or the allow where no tier decides.
                 assert_ne!(row.verdict, Verdict::AuditDeny, "{row:?}");
             }
-            let unique = tables.policy.iter().filter(|r| {
+            let unique = policy.iter().filter(|r| {
                 (
                     r.policy_id,
                     r.peer_identity,

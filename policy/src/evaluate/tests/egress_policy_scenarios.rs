@@ -359,8 +359,8 @@ fn dns_name_rules_are_compiled_per_policy_table_and_allow_no_address() {
     assert_eq!(runtime.policy_id, endpoint(&h, "runtime-2").policy_id);
     // Same rows, but no names: a table of its own.
     assert_ne!(runtime.policy_id, endpoint(&h, "twin").policy_id);
-    let rules: Vec<(u32, &str, &[PortRangeEntry])> = tables
-        .fqdn_rules
+    let fqdn_rules: Vec<_> = h.compiled.fqdn_rule_entries(tables).collect();
+    let rules: Vec<(u32, &str, &[PortRangeEntry])> = fqdn_rules
         .iter()
         .map(|r| (r.policy_id, r.pattern.as_str(), r.ports.as_slice()))
         .collect();
@@ -376,7 +376,7 @@ fn dns_name_rules_are_compiled_per_policy_table_and_allow_no_address() {
             (runtime.policy_id, "pypi.org", &https[..])
         ]
     );
-    let cited = &h.compiled.rules[tables.fqdn_rules[0].rule_ref.unwrap() as usize];
+    let cited = &h.compiled.rules[fqdn_rules[0].rule_ref.unwrap() as usize];
     assert_eq!(
         (cited.kind.as_str(), cited.rule, cited.rule_name.as_str()),
         ("EgressPolicy", 1, "python packages")
@@ -531,5 +531,12 @@ spec:
         (runner.deny_raw_sockets, runner.bind_ports.as_deref()),
         (true, Some(&[][..]))
     );
-    assert_eq!(h.compiled.nodes[""].fqdn_rules[0].pattern, "api.github.com");
+    assert_eq!(
+        h.compiled
+            .fqdn_rule_entries(&h.compiled.nodes[""])
+            .next()
+            .unwrap()
+            .pattern,
+        "api.github.com"
+    );
 }

@@ -58,7 +58,7 @@ fn pods_without_policies_allow_everything() {
             assert_eq!(end.reason, Reason::AllowedNotIsolated);
         }
     }
-    assert!(h.compiled.nodes["node-a"].policy.is_empty());
+    assert!(h.compiled.nodes["node-a"].policy_tables.is_empty());
 }
 
 #[test]
@@ -259,7 +259,10 @@ fn end_port_ranges() {
     assert!(!h.allows(INTERNET, WEB, UDP, 0));
     assert!(!h.allows(INTERNET, WEB, TCP, 1500));
     // 1000..=2000 is 8 prefixes, 1..=65535 is 16, plus the None rows and protocol rows.
-    let rows = &h.compiled.nodes["node-a"].policy;
+    let rows: Vec<_> = h
+        .compiled
+        .policy_entries(&h.compiled.nodes["node-a"])
+        .collect();
     assert!(
         rows.iter()
             .any(|r| r.protocol == Some(TCP) && r.port == 1024 && r.port_prefix_len == 7)

@@ -489,9 +489,8 @@ fn nodes_peers_select_nodes_by_label_remote_and_own() {
     assert_eq!(deciding_rule(WEB, OWN_NODE), 2);
     let web = endpoint(&h, "web");
     assert!(
-        h.compiled.nodes["node-a"]
-            .policy
-            .iter()
+        h.compiled
+            .policy_entries(&h.compiled.nodes["node-a"])
             .any(|row| { row.policy_id == web.policy_id && row.peer_identity == reserved::HOST })
     );
     // From node-b the roles swap.
@@ -533,9 +532,8 @@ fn the_own_node_is_allowed_unless_a_cluster_policy_decides_about_it() {
     assert_eq!(outcome.egress.unwrap().reason, Reason::AllowedHost);
     // Only HOST rows that say something other than "allowed" are written.
     assert!(
-        h.compiled.nodes["node-a"]
-            .policy
-            .iter()
+        h.compiled
+            .policy_entries(&h.compiled.nodes["node-a"])
             .all(|row| row.peer_identity != reserved::HOST)
     );
 
