@@ -169,8 +169,90 @@ pub fn policy_row_of_key(prefixlen: u32, key: &PolicyKey) -> PolicyRow {
 mod tests {
     use super::*;
     use palisade_abi::{POLICY_PREFIX_ANY_PORT, POLICY_PREFIX_ANY_PROTOCOL, RULE_REF_DEFAULT};
-    use palisade_policy::compile::tables::Verdict;
+    use palisade_policy::compile::tables::{ServiceBackend, Verdict};
     use palisade_policy::model::Direction;
+
+    fn pod(name: &str) -> ObjectRef {
+        ObjectRef {
+            namespace: "shop".into(),
+            name: name.into(),
+        }
+    }
+
+    #[test]
+    fn services_become_counted_backend_rows_with_ports_in_network_order() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let backend = |addr: &str, name: &str| ServiceBackend {
+            address: ip(addr),
+            port: 8080,
+            pod: Some(pod(name)),
+        };
+        let compiled = CompiledCluster {
+            services: vec![
+                ServiceEntry {
+                    address: ip("10.96.0.10"),
+                    port: 80,
+                    protocol: 6,
+                    service: pod("web"),
+                    backends: vec![backend("10.0.0.1", "web-1"), backend("10.0.0.2", "web-2")],
+                },
+                ServiceEntry {
+                    address: ip("10.96.0.11"),
+                    port: 53,
+                    protocol: 17,
+                    service: pod("empty"),
+                    backends: vec![],
+                },
+            ],
+            ..Default::default()
+        };
+        let state = build(
+            &compiled,
+            "node-1",
+            &BTreeMap::new(),
+            &BTreeMap::new(),
+            NodeConfig::default(),
+        );
+        let web = (abi_address(ip("10.96.0.10")), 80, 6);
+        let empty = (abi_address(ip("10.96.0.11")), 53, 17);
+        assert_eq!(state.services[&web].backend_count, 2);
+        assert_eq!(state.services[&empty].backend_count, 0);
+        assert_eq!(state.service_backends.len(), 2);
+        let second = state.service_backends[&(web, 1)];
+        assert_eq!(second.addr, abi_address(ip("10.0.0.2")));
+        assert_eq!(second.port_be, 8080u16.to_be());
+    }
+
+    #[test]
+    fn endpoints_record_their_first_address_of_each_version() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let mut compiled = CompiledCluster::default();
+        let tables = compiled.nodes.entry("node-1".into()).or_default();
+        tables
+            .endpoints
+            .push(palisade_policy::compile::tables::EndpointEntry {
+                pod: pod("client"),
+                cgroup_path: None,
+                identity: 300,
+                policy_id: 1,
+                enforce_ingress: false,
+                enforce_egress: true,
+                deny_raw_sockets: false,
+                deny_packet_sockets: false,
+                bind_ports: None,
+                audit_sockets: false,
+            });
+        let cgroups = BTreeMap::from([(pod("client"), 77u64)]);
+        let ips = BTreeMap::from([(
+            pod("client"),
+            vec![ip("10.0.0.3"), ip("fd00::3"), ip("10.0.0.4")],
+        )]);
+        let state = build(&compiled, "node-1", &cgroups, &ips, NodeConfig::default());
+        assert_eq!(state.endpoint_addrs.len(), 2);
+        assert_eq!(state.endpoint_addrs[&(77, 4)], abi_address(ip("10.0.0.3")));
+        assert_eq!(state.endpoint_addrs[&(77, 6)], abi_address(ip("fd00::3")));
+        assert_eq!(state.local_addrs.len(), 3);
+    }
 
     #[test]
     fn ipv4_prefixes_are_mapped_and_masked() {

@@ -44,6 +44,10 @@ const WEB_V4: &str = "10.96.0.20";
 const LOCKED_V4: &str = "10.96.0.30";
 const LOCKED_V6: &str = "fd00:96::30";
 const EMPTY_V4: &str = "10.96.0.40";
+/// IPv4 Service addresses as an AF_INET6 socket names them (the connect6 and sendmsg6
+/// hooks see them): the IPv4 Service, and its verdicts.
+const OPEN_V4_MAPPED: &str = "::ffff:10.96.0.10";
+const LOCKED_V4_MAPPED: &str = "::ffff:10.96.0.30";
 
 const TCP: u8 = 6;
 const UDP: u8 = 17;
@@ -376,16 +380,17 @@ fn answer_mismatch(p: &Probe<'_>, answer: &AnswerReport, server: &str) -> Option
     if answer.server != server {
         return Some(format!("answered by {}, expected {server}", answer.server));
     }
+    let vip = p.vip.to_canonical();
     let own = p
         .from
         .ips()
         .into_iter()
-        .find(|a| a.is_ipv4() == p.vip.is_ipv4());
+        .find(|a| a.is_ipv4() == vip.is_ipv4());
     match address_of(&answer.seen_as) {
         Ok(seen) if Some(seen) == own => {}
         _ => return Some(format!("the backend saw {}, not {own:?}", answer.seen_as)),
     }
-    let service = SocketAddr::new(p.vip, p.via.service_port()).to_string();
+    let service = SocketAddr::new(vip, p.via.service_port()).to_string();
     if answer.peer != service {
         return Some(format!(
             "the client's socket names {} as its peer, not {service}",
@@ -501,6 +506,10 @@ fn tcp_to_a_service_reaches_its_backend_which_sees_the_client() -> Result<()> {
         &[
             (probe(c, OPEN_V4, Via::Tcp), Expect::AnsweredBy("web-1")),
             (probe(c, OPEN_V6, Via::Tcp), Expect::AnsweredBy("web-1")),
+            (
+                probe(c, OPEN_V4_MAPPED, Via::Tcp),
+                Expect::AnsweredBy("web-1"),
+            ),
             // An egress allowlist written for the target port admits the Service flow.
             (
                 probe(fenced, OPEN_V4, Via::Tcp),
@@ -533,6 +542,7 @@ fn a_backend_whose_policy_denies_the_client_fails_the_connect_with_eperm() -> Re
         &[
             (probe(c, LOCKED_V4, Via::Tcp), Expect::Refused),
             (probe(c, LOCKED_V6, Via::Tcp), Expect::Refused),
+            (probe(c, LOCKED_V4_MAPPED, Via::Tcp), Expect::Refused),
             // fenced's own egress allowlist denies web-2 as well.
             (probe(fenced, LOCKED_V4, Via::Tcp), Expect::Refused),
         ],
@@ -581,7 +591,7 @@ fn udp_to_a_service_answers_from_the_service_address() -> Result<()> {
     let s = shop("pl-svc-udp")?;
     let (c, fenced) = (&s.client, &s.fenced);
     let mut cases = Vec::new();
-    for vip in [OPEN_V4, OPEN_V6] {
+    for vip in [OPEN_V4, OPEN_V6, OPEN_V4_MAPPED] {
         for via in [Via::UdpUnconnected, Via::UdpConnected] {
             cases.push((probe(c, vip, via), Expect::AnsweredBy("web-1")));
             cases.push((probe(fenced, vip, via), Expect::AnsweredBy("web-1")));
@@ -596,7 +606,7 @@ fn udp_to_a_denied_backend_fails_the_send_with_eperm() -> Result<()> {
     let s = shop("pl-svc-udp-deny")?;
     let (c, fenced) = (&s.client, &s.fenced);
     let mut cases = Vec::new();
-    for vip in [LOCKED_V4, LOCKED_V6] {
+    for vip in [LOCKED_V4, LOCKED_V6, LOCKED_V4_MAPPED] {
         for via in [Via::UdpUnconnected, Via::UdpConnected] {
             cases.push((probe(c, vip, via), Expect::Refused));
         }
@@ -626,7 +636,8 @@ fn a_service_without_endpoints_is_refused_at_the_socket() -> Result<()> {
 fn services_follow_manifest_changes_and_outlive_the_agent() -> Result<()> {
     // Service tables are published with the rest of the state (slot flip): `locked`
     // moved to web-1 is reached through the same address at once; after SIGKILL of the
-    // agent the pinned hooks and tables keep translating and deciding.
+    // agent the pinned hooks and tables keep translating and deciding, and a new agent
+    // swaps its programs into the pinned links (BPF_LINK_UPDATE) and carries on.
     let mut s = shop("pl-svc-update")?;
     let c = &s.client;
     expect_all(&s, &[(probe(c, LOCKED_V4, Via::Tcp), Expect::Refused)])?;
@@ -643,6 +654,23 @@ fn services_follow_manifest_changes_and_outlive_the_agent() -> Result<()> {
     expect_all(&s, &locked_moved_to_web_1(&s))?;
     s.agent.kill()?;
     expect_all(&s, &locked_moved_to_web_1(&s))?;
+    s.agent.restart(AgentOptions {
+        id: s.lab.id(),
+        manifests: s.dir.path(),
+        cgroup_root: s.lab.cgroup_root(),
+        node_name: NODE,
+        extra_args: &[],
+    })?;
+    s.agent.wait_ready(READY_TIMEOUT)?;
+    expect_all(&s, &locked_moved_to_web_1(&s))?;
+    let log = s.agent.log();
+    for hook in ["connect4", "sendmsg6", "recvmsg4", "getpeername6"] {
+        ensure!(
+            log.lines()
+                .any(|line| line.contains(hook) && line.contains("Replaced")),
+            "the restarted agent did not swap its {hook} program into the pinned link:\n{log}"
+        );
+    }
     s.agent.cleanup_pins()
 }
 
