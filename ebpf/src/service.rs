@@ -47,28 +47,16 @@ pub enum Pick {
     PerSocket,
 }
 
-/// What a destination is.
-pub enum Target {
-    /// No Service address, port and protocol: the call goes where it names.
-    NotAService,
-    /// A Service without backends (or a table caught between writes, which the
-    /// slots rule out): the call is refused.
-    NoBackend,
-    /// A Service, and the backend picked for this call.
-    Backend(BackendValue),
+/// A Service address, port and protocol, and its number of backends.
+pub struct Service {
+    key: ServiceKey,
+    pub backend_count: u32,
 }
 
-/// The target of a call to `addr:port_be` over `protocol`, in `slot`.
+/// The Service at `addr:port_be` over `protocol` in `slot`, if there is one.
 #[inline(always)]
-pub fn target(
-    slot: u32,
-    addr: [u8; 16],
-    port_be: u16,
-    protocol: u8,
-    pick: Pick,
-    cookie: u64,
-) -> Target {
-    let service = ServiceKey {
+pub fn lookup(slot: u32, addr: [u8; 16], port_be: u16, protocol: u8) -> Option<Service> {
+    let key = ServiceKey {
         addr,
         port_be,
         protocol,
@@ -76,11 +64,18 @@ pub fn target(
         slot,
     };
     // SAFETY: plain data, copied at once.
-    let Some(count) = (unsafe { SERVICES.get(&service) }).map(|v| v.backend_count) else {
-        return Target::NotAService;
-    };
+    let backend_count = unsafe { SERVICES.get(&key) }?.backend_count;
+    Some(Service { key, backend_count })
+}
+
+/// Picks one of the Service's backends; None if it has none (or, were the tables
+/// inconsistent, which the slots rule out, the entry is missing). `cookie` is the
+/// socket's, for [`Pick::PerSocket`].
+#[inline(always)]
+pub fn pick_backend(service: &Service, pick: Pick, cookie: u64) -> Option<BackendValue> {
+    let count = service.backend_count;
     if count == 0 {
-        return Target::NoBackend;
+        return None;
     }
     let draw = match pick {
         // SAFETY: plain helper call.
@@ -88,15 +83,12 @@ pub fn target(
         Pick::PerSocket => per_socket_draw(cookie),
     };
     let key = BackendKey {
-        service,
+        service: service.key,
         index: draw % count,
         _pad: 0,
     };
     // SAFETY: plain data, copied at once.
-    match unsafe { SERVICE_BACKENDS.get(&key) } {
-        Some(backend) => Target::Backend(*backend),
-        None => Target::NoBackend,
-    }
+    unsafe { SERVICE_BACKENDS.get(&key) }.copied()
 }
 
 /// A well-mixed 32-bit number from a socket cookie (cookies are handed out in

@@ -20,7 +20,7 @@
 use aya_ebpf::{macros::cgroup_sock_addr, programs::SockAddrContext};
 
 use crate::maps::GEN;
-use crate::service::{self, Pick, Target};
+use crate::service::{self, Pick};
 use crate::service_policy;
 use crate::sock_addr::{self, user_addr};
 
@@ -45,11 +45,13 @@ pub fn forward<const V6: bool>(ctx: &SockAddrContext, pick: Pick) -> Forwarded {
     let vip_port_be = sock_addr::user_port_be(ctx);
     let protocol = sock_addr::protocol(ctx);
     let generation = GEN.get(0).map(|g| g.generation).unwrap_or(0);
+    let Some(service) = service::lookup(generation & 1, vip, vip_port_be, protocol) else {
+        return Forwarded::NotAService;
+    };
+    // Only now: the first call gives a socket a cookie, which most sockets never need.
     let cookie = sock_addr::socket_cookie(ctx);
-    let backend = match service::target(generation & 1, vip, vip_port_be, protocol, pick, cookie) {
-        Target::NotAService => return Forwarded::NotAService,
-        Target::NoBackend => return Forwarded::Refused,
-        Target::Backend(backend) => backend,
+    let Some(backend) = service::pick_backend(&service, pick, cookie) else {
+        return Forwarded::Refused;
     };
     // The compiler gives a Service address backends of its own family only; an IPv4
     // hook could not name an IPv6 backend anyway.
