@@ -16,12 +16,16 @@
 //!   flips [`GenerationWord`] with a single aligned 32-bit store: a packet sees either
 //!   the old state or the new one, never a mix. Conntrack is not slotted: it survives
 //!   table flips (entries remember the generation that allowed them).
+//! - Service tables (`PALISADE_SERVICES`, `PALISADE_SVC_BACKENDS`) are slotted like
+//!   the policy tables: a Service and its backends change with the rest of the state.
+//!   The reverse-translation map (`PALISADE_SVC_REVNAT`) is kernel state, like
+//!   conntrack, and is not slotted.
 //! - Layout changes bump [`ABI_VERSION`], which is part of every pin path, so an agent
 //!   never reuses a pinned map of a different layout (aya does not check).
 #![no_std]
 
 /// Version of every layout in this file. Part of the pin path (`<pin-path>/v<N>/`).
-pub const ABI_VERSION: u32 = 2;
+pub const ABI_VERSION: u32 = 3;
 
 /// Map names, as the kernel object declares them and as they are pinned.
 pub mod map_names {
@@ -35,8 +39,12 @@ pub mod map_names {
     pub const COUNTERS: &str = "PALISADE_COUNTERS";
     pub const EVENT_BUDGET: &str = "PALISADE_EVENT_BUDGET";
     pub const LOCAL_ADDRS: &str = "PALISADE_LOCAL_ADDRS";
+    pub const ENDPOINT_ADDRS: &str = "PALISADE_ENDPOINT_ADDRS";
+    pub const SERVICES: &str = "PALISADE_SERVICES";
+    pub const SERVICE_BACKENDS: &str = "PALISADE_SVC_BACKENDS";
+    pub const SERVICE_REV_NAT: &str = "PALISADE_SVC_REVNAT";
     /// Every pinned map, for cleanup and adoption.
-    pub const ALL: [&str; 10] = [
+    pub const ALL: [&str; 14] = [
         GENERATION,
         NODE_CONFIG,
         ENDPOINTS,
@@ -47,6 +55,10 @@ pub mod map_names {
         COUNTERS,
         EVENT_BUDGET,
         LOCAL_ADDRS,
+        ENDPOINT_ADDRS,
+        SERVICES,
+        SERVICE_BACKENDS,
+        SERVICE_REV_NAT,
     ];
 }
 
@@ -56,6 +68,14 @@ pub mod program_names {
     pub const SKB_INGRESS: &str = "palisade_ingress";
     pub const CONNECT4: &str = "palisade_connect4";
     pub const CONNECT6: &str = "palisade_connect6";
+    /// Service translation of unconnected UDP (and its early rejection).
+    pub const SENDMSG4: &str = "palisade_sendmsg4";
+    pub const SENDMSG6: &str = "palisade_sendmsg6";
+    /// Reverse Service translation of datagram sources and of peer names.
+    pub const RECVMSG4: &str = "palisade_recvmsg4";
+    pub const RECVMSG6: &str = "palisade_recvmsg6";
+    pub const GETPEERNAME4: &str = "palisade_getpeername4";
+    pub const GETPEERNAME6: &str = "palisade_getpeername6";
 }
 
 /// Capacities. Doubled where a table is slotted, since both slots may be full during a
@@ -69,6 +89,15 @@ pub mod capacity {
     pub const POLICY_PER_SLOT: u32 = 262_144;
     /// Addresses of local endpoints, per slot (IPv4 and IPv6 per pod).
     pub const LOCAL_ADDRS_PER_SLOT: u32 = 2 * ENDPOINTS_PER_SLOT;
+    /// Own addresses of local endpoints, per slot (one per family per pod).
+    pub const ENDPOINT_ADDRS_PER_SLOT: u32 = 2 * ENDPOINTS_PER_SLOT;
+    /// Service address, port and protocol triples, cluster-wide, per slot.
+    pub const SERVICES_PER_SLOT: u32 = 65_536;
+    /// Backends of all Service ports together, cluster-wide, per slot.
+    pub const SERVICE_BACKENDS_PER_SLOT: u32 = 262_144;
+    /// Reverse-translation entries (sockets that reached a backend through a Service
+    /// address), node-wide (LRU).
+    pub const SERVICE_REV_NAT: u32 = 131_072;
     /// Tracked connections on one node (LRU).
     pub const CONNTRACK: u32 = 262_144;
     /// Endpoints with an event budget (LRU).
@@ -441,6 +470,131 @@ pub struct FlowEvent {
     pub _reserved: u32,
 }
 
+/// Hash `PALISADE_ENDPOINT_ADDRS`, key: one address family of a local endpoint, in
+/// one slot. Value: the endpoint's address of that family (`[u8; 16]`, network byte
+/// order, IPv4-mapped for IPv4): its first one, which is the source of its packets when
+/// a pod has one address per family, as Kubernetes gives it.
+///
+/// The socket hooks need the caller's address before the kernel has chosen one (a
+/// `connect()` on an unbound socket): to decide, at the caller, a flow to a Service's
+/// backend on this node with the backend's ingress policy, which keys on the source
+/// address.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct EndpointAddrKey {
+    /// cgroup id of the endpoint (as in [`EndpointKey`]), host byte order.
+    pub cgroup_id: u64,
+    /// 0 or 1, see [`GenerationWord`].
+    pub slot: u32,
+    /// 4 or 6.
+    pub ip_version: u32,
+}
+
+/// Hash `PALISADE_SERVICES`, key: one Service address, port and protocol in one slot.
+///
+/// The socket hooks (`connect4/6`, `sendmsg4/6`) look up every destination here before
+/// any packet exists; a hit is translated to one of the Service's backends, so the
+/// packet programs and every policy decision only ever see the backend (Cilium's
+/// socket-level load balancing; kube-proxy's DNAT would happen later, in the node's
+/// network namespace, after the pod's cgroup hooks ran). Exact match only: a hash.
+/// Hash keys are compared as bytes, so the padding must be zero.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct ServiceKey {
+    /// The Service address (cluster IP or external IP), IPv6 or IPv4-mapped, network
+    /// byte order: an AF_INET6 socket sending to `::ffff:a.b.c.d` finds the IPv4
+    /// Service.
+    pub addr: [u8; 16],
+    /// The Service port, network byte order (as `sin_port`).
+    pub port_be: u16,
+    /// IP protocol number (6 TCP, 17 UDP, 132 SCTP).
+    pub protocol: u8,
+    /// Zero.
+    pub _pad: u8,
+    /// 0 or 1, see [`GenerationWord`]; host byte order.
+    pub slot: u32,
+}
+
+/// Hash `PALISADE_SERVICES`, value.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ServiceValue {
+    /// Number of backends, host byte order: entries `0..backend_count` of
+    /// `PALISADE_SVC_BACKENDS` under the same [`ServiceKey`]. Zero: the Service has
+    /// no backends and the hooks refuse the call (EPERM), as kube-proxy rejects it,
+    /// rather than letting it leave for an address that routes nowhere.
+    pub backend_count: u32,
+    /// Reserved for per-Service flags (session affinity, say); zero.
+    pub flags: u32,
+}
+
+/// Hash `PALISADE_SVC_BACKENDS`, key: backend number `index` of one Service address,
+/// port and protocol.
+///
+/// The key embeds the whole [`ServiceKey`] instead of a Service number (Cilium's
+/// `backend_slot` under a `rev_nat_index`): with no numbers to allocate, the agent's
+/// diff of a slot touches only the Services that changed, and the kernel needs one
+/// lookup to find the Service and one to find the backend.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct BackendKey {
+    pub service: ServiceKey,
+    /// `0..ServiceValue::backend_count`, host byte order.
+    pub index: u32,
+    /// Zero.
+    pub _pad: u32,
+}
+
+/// Hash `PALISADE_SVC_BACKENDS`, value: where a flow to the Service goes instead.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BackendValue {
+    /// IPv6 or IPv4-mapped, network byte order; same family as the Service address.
+    pub addr: [u8; 16],
+    /// The Service port's `targetPort` on this backend, network byte order.
+    pub port_be: u16,
+    /// Zero.
+    pub _pad: u16,
+    /// Reserved; zero.
+    pub flags: u32,
+}
+
+/// LRU hash `PALISADE_SVC_REVNAT`, key: a socket that reached a backend through a
+/// Service address, and that backend.
+///
+/// Written by the socket hooks when they translate; read by `getpeername4/6` and
+/// `recvmsg4/6`, which turn the backend back into the Service address, so the caller
+/// sees only the address it used (an unconnected UDP client typically drops a reply
+/// from an address it did not send to). Kernel state, not slotted. The socket cookie
+/// is a 64-bit counter never reused while the node runs, so an entry of a closed
+/// socket can only age out, never match another socket.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct RevNatKey {
+    /// `bpf_get_socket_cookie()` of the socket, host byte order.
+    pub cookie: u64,
+    /// The backend, IPv6 or IPv4-mapped, network byte order.
+    pub backend_addr: [u8; 16],
+    /// The backend port, network byte order.
+    pub backend_port_be: u16,
+    /// Zero.
+    pub _pad: [u8; 6],
+}
+
+/// LRU hash `PALISADE_SVC_REVNAT`, value: the Service address the socket used.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RevNatValue {
+    /// IPv6 or IPv4-mapped, network byte order.
+    pub addr: [u8; 16],
+    /// The Service port, network byte order.
+    pub port_be: u16,
+    /// Zero.
+    pub _pad: u16,
+    /// Reserved; zero.
+    pub _reserved: u32,
+}
+
 /// The IPv4-mapped IPv6 form of an IPv4 address.
 pub const fn v4_mapped(a: [u8; 4]) -> [u8; 16] {
     [
@@ -482,6 +636,13 @@ mod pod {
     unsafe impl aya::Pod for FlowEvent {}
     unsafe impl aya::Pod for EventBudget {}
     unsafe impl aya::Pod for LocalAddrKey {}
+    unsafe impl aya::Pod for EndpointAddrKey {}
+    unsafe impl aya::Pod for ServiceKey {}
+    unsafe impl aya::Pod for ServiceValue {}
+    unsafe impl aya::Pod for BackendKey {}
+    unsafe impl aya::Pod for BackendValue {}
+    unsafe impl aya::Pod for RevNatKey {}
+    unsafe impl aya::Pod for RevNatValue {}
 }
 
 #[cfg(test)]
@@ -504,6 +665,17 @@ mod tests {
         assert_eq!(size_of::<CtKey>(), 40);
         assert_eq!(size_of::<CtValue>(), 16);
         assert_eq!(size_of::<FlowEvent>(), 8 + 8 + 16 + 16 + 2 + 2 + 4 + 4 * 6);
+    }
+
+    #[test]
+    fn service_layouts_have_no_implicit_padding() {
+        assert_eq!(size_of::<EndpointAddrKey>(), 16);
+        assert_eq!(size_of::<ServiceKey>(), 16 + 2 + 1 + 1 + 4);
+        assert_eq!(size_of::<ServiceValue>(), 8);
+        assert_eq!(size_of::<BackendKey>(), size_of::<ServiceKey>() + 8);
+        assert_eq!(size_of::<BackendValue>(), 16 + 2 + 2 + 4);
+        assert_eq!(size_of::<RevNatKey>(), 8 + 16 + 2 + 6);
+        assert_eq!(size_of::<RevNatValue>(), 16 + 2 + 2 + 4);
     }
 
     #[test]

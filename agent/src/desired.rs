@@ -6,11 +6,11 @@
 //! zero) so that two keys the LPM trie treats as one compare equal here too.
 
 use palisade_abi::{
-    EndpointInfo, IpCacheValue, NodeConfig, PolicyKey, PolicyValue, endpoint_flags,
-    ipcache_prefix_len, reserved,
+    BackendValue, EndpointInfo, IpCacheValue, NodeConfig, PolicyKey, PolicyValue, ServiceValue,
+    endpoint_flags, ipcache_prefix_len, reserved,
 };
 use palisade_policy::compile::abi_address;
-use palisade_policy::compile::tables::{CompiledCluster, IpCacheEntry, PolicyEntry};
+use palisade_policy::compile::tables::{CompiledCluster, IpCacheEntry, PolicyEntry, ServiceEntry};
 use palisade_policy::model::ObjectRef;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -23,6 +23,10 @@ pub type IpPrefix = ([u8; 16], u32);
 /// (prefixlen, policy_id, peer_identity, direction, protocol, dport).
 pub type PolicyRow = (u32, u32, u32, u8, u8, u16);
 
+/// A Service table key without its slot: (address in 16-byte form, port, protocol),
+/// port in host byte order.
+pub type ServiceRow = ([u8; 16], u16, u8);
+
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct DesiredState {
     pub config: NodeConfig,
@@ -32,6 +36,13 @@ pub struct DesiredState {
     pub local_addrs: BTreeMap<[u8; 16], u64>,
     pub ipcache: BTreeMap<IpPrefix, IpCacheValue>,
     pub policy: BTreeMap<PolicyRow, PolicyValue>,
+    /// (cgroup id, IP version) of a local endpoint -> its first address of that
+    /// version (16-byte form), for the socket hooks' Service policy.
+    pub endpoint_addrs: BTreeMap<(u64, u32), [u8; 16]>,
+    /// Service address, port, protocol -> number of backends.
+    pub services: BTreeMap<ServiceRow, ServiceValue>,
+    /// (Service address, port, protocol, backend index) -> backend.
+    pub service_backends: BTreeMap<(ServiceRow, u32), BackendValue>,
 }
 
 /// Builds the node's desired state. `cgroup_ids` maps the pods of this node whose
@@ -51,6 +62,9 @@ pub fn build(
     for entry in &compiled.ipcache {
         let (prefix, value) = ipcache_row(entry);
         state.ipcache.insert(prefix, value);
+    }
+    for entry in &compiled.services {
+        add_service(&mut state, entry);
     }
     let Some(tables) = compiled.nodes.get(node) else {
         return state;
@@ -76,6 +90,12 @@ pub fn build(
         }
         for ip in pod_ips.get(&ep.pod).into_iter().flatten() {
             state.local_addrs.insert(abi_address(*ip), cgroup_id);
+            // The first address of each version is the pod's source address.
+            let version = if ip.to_canonical().is_ipv4() { 4 } else { 6 };
+            state
+                .endpoint_addrs
+                .entry((cgroup_id, version))
+                .or_insert_with(|| abi_address(*ip));
         }
         state.endpoints.insert(
             cgroup_id,
@@ -92,6 +112,30 @@ pub fn build(
         state.policy.insert(row, value);
     }
     state
+}
+
+/// The Service table rows of one Service address, port and protocol: its backend
+/// count and its backends in the compiled (sorted) order.
+fn add_service(state: &mut DesiredState, entry: &ServiceEntry) {
+    let row: ServiceRow = (abi_address(entry.address), entry.port, entry.protocol);
+    for (index, backend) in entry.backends.iter().enumerate() {
+        state.service_backends.insert(
+            (row, index as u32),
+            BackendValue {
+                addr: abi_address(backend.address),
+                port_be: backend.port.to_be(),
+                _pad: 0,
+                flags: 0,
+            },
+        );
+    }
+    state.services.insert(
+        row,
+        ServiceValue {
+            backend_count: entry.backends.len() as u32,
+            flags: 0,
+        },
+    );
 }
 
 /// The slot-less trie key and the value of an ip cache entry, encoded by the policy
@@ -125,8 +169,90 @@ pub fn policy_row_of_key(prefixlen: u32, key: &PolicyKey) -> PolicyRow {
 mod tests {
     use super::*;
     use palisade_abi::{POLICY_PREFIX_ANY_PORT, POLICY_PREFIX_ANY_PROTOCOL, RULE_REF_DEFAULT};
-    use palisade_policy::compile::tables::Verdict;
+    use palisade_policy::compile::tables::{ServiceBackend, Verdict};
     use palisade_policy::model::Direction;
+
+    fn pod(name: &str) -> ObjectRef {
+        ObjectRef {
+            namespace: "shop".into(),
+            name: name.into(),
+        }
+    }
+
+    #[test]
+    fn services_become_counted_backend_rows_with_ports_in_network_order() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let backend = |addr: &str, name: &str| ServiceBackend {
+            address: ip(addr),
+            port: 8080,
+            pod: Some(pod(name)),
+        };
+        let compiled = CompiledCluster {
+            services: vec![
+                ServiceEntry {
+                    address: ip("10.96.0.10"),
+                    port: 80,
+                    protocol: 6,
+                    service: pod("web"),
+                    backends: vec![backend("10.0.0.1", "web-1"), backend("10.0.0.2", "web-2")],
+                },
+                ServiceEntry {
+                    address: ip("10.96.0.11"),
+                    port: 53,
+                    protocol: 17,
+                    service: pod("empty"),
+                    backends: vec![],
+                },
+            ],
+            ..Default::default()
+        };
+        let state = build(
+            &compiled,
+            "node-1",
+            &BTreeMap::new(),
+            &BTreeMap::new(),
+            NodeConfig::default(),
+        );
+        let web = (abi_address(ip("10.96.0.10")), 80, 6);
+        let empty = (abi_address(ip("10.96.0.11")), 53, 17);
+        assert_eq!(state.services[&web].backend_count, 2);
+        assert_eq!(state.services[&empty].backend_count, 0);
+        assert_eq!(state.service_backends.len(), 2);
+        let second = state.service_backends[&(web, 1)];
+        assert_eq!(second.addr, abi_address(ip("10.0.0.2")));
+        assert_eq!(second.port_be, 8080u16.to_be());
+    }
+
+    #[test]
+    fn endpoints_record_their_first_address_of_each_version() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let mut compiled = CompiledCluster::default();
+        let tables = compiled.nodes.entry("node-1".into()).or_default();
+        tables
+            .endpoints
+            .push(palisade_policy::compile::tables::EndpointEntry {
+                pod: pod("client"),
+                cgroup_path: None,
+                identity: 300,
+                policy_id: 1,
+                enforce_ingress: false,
+                enforce_egress: true,
+                deny_raw_sockets: false,
+                deny_packet_sockets: false,
+                bind_ports: None,
+                audit_sockets: false,
+            });
+        let cgroups = BTreeMap::from([(pod("client"), 77u64)]);
+        let ips = BTreeMap::from([(
+            pod("client"),
+            vec![ip("10.0.0.3"), ip("fd00::3"), ip("10.0.0.4")],
+        )]);
+        let state = build(&compiled, "node-1", &cgroups, &ips, NodeConfig::default());
+        assert_eq!(state.endpoint_addrs.len(), 2);
+        assert_eq!(state.endpoint_addrs[&(77, 4)], abi_address(ip("10.0.0.3")));
+        assert_eq!(state.endpoint_addrs[&(77, 6)], abi_address(ip("fd00::3")));
+        assert_eq!(state.local_addrs.len(), 3);
+    }
 
     #[test]
     fn ipv4_prefixes_are_mapped_and_masked() {

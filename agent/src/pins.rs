@@ -3,8 +3,9 @@
 //!
 //! ```text
 //! <pin-path>/v<ABI>/maps/<MAP_NAME>          every map (aya pins them by name)
-//! <pin-path>/v<ABI>/links/cg<ID>-<hook>       the cgroup links (egress, ingress, connect4,
-//!                                           connect6), per protected root
+//! <pin-path>/v<ABI>/links/cg<ID>-<hook>       the cgroup links (egress, ingress, connect4/6,
+//!                                           sendmsg4/6, recvmsg4/6, getpeername4/6), per
+//!                                           protected root
 //! ```
 //!
 //! A pinned link keeps its program attached after the agent exits (also after
@@ -41,9 +42,10 @@ impl PinLayout {
         self.versioned().join("links")
     }
 
-    /// Pin of the link of `direction` (`egress`/`ingress`) at cgroup `cgroup_id`.
-    pub fn link(&self, cgroup_id: u64, direction: &str) -> PathBuf {
-        self.links_dir().join(format!("cg{cgroup_id}-{direction}"))
+    /// Pin of the link of `hook` (`egress`, `ingress`, `connect4`, ...) at cgroup
+    /// `cgroup_id`.
+    pub fn link(&self, cgroup_id: u64, hook: &str) -> PathBuf {
+        self.links_dir().join(format!("cg{cgroup_id}-{hook}"))
     }
 
     /// Creates the directories (inside an existing bpffs).

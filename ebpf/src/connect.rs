@@ -2,6 +2,10 @@
 //! connection that policy denies, so the caller gets EPERM at once instead of a
 //! timeout while its SYNs are dropped. The packet programs remain the backstop.
 //!
+//! A connection to a Service address (TCP or UDP) is first translated to one of the
+//! Service's backends and decided for that backend (`sock_lb.rs`); everything below
+//! concerns connections to anything else.
+//!
 //! Only TCP is decided here: a datagram that egress policy drops already fails its
 //! send with EPERM at the packet level, and a connected UDP socket may be a reply
 //! path that only conntrack (in the packet programs) can recognise.
@@ -11,34 +15,33 @@
 //! socket is passed between cgroups; the packet path then decides).
 
 use aya_ebpf::{macros::cgroup_sock_addr, programs::SockAddrContext};
-use palisade_abi::{FlowEvent, LocalAddrKey, direction, v4_mapped, verdict};
+use palisade_abi::{FlowEvent, LocalAddrKey, direction, verdict};
 
 use crate::maps::{CONFIG, GEN, LOCAL_ADDRS};
-use crate::{endpoint, events, packet, verdict as policy};
-
-/// sock_addr return codes: 1 lets the call proceed, 0 fails it with EPERM.
-const PROCEED: i32 = 1;
-const REJECT: i32 = 0;
+use crate::service::Pick;
+use crate::sock_lb::{self, Forwarded, PROCEED, REJECT};
+use crate::{endpoint, events, packet, sock_addr, verdict as policy};
 
 #[cgroup_sock_addr(connect4)]
 pub fn palisade_connect4(ctx: SockAddrContext) -> i32 {
-    // SAFETY: reading the program's own context (4-byte field).
-    let ip4 = unsafe { (*ctx.sock_addr).user_ip4 };
-    decide(&ctx, v4_mapped(ip4.to_ne_bytes()))
+    connect::<false>(&ctx)
 }
 
 #[cgroup_sock_addr(connect6)]
 pub fn palisade_connect6(ctx: SockAddrContext) -> i32 {
-    let mut addr = [0u8; 16];
-    for i in 0..4 {
-        // SAFETY: the context allows 4-byte loads of user_ip6 words; volatile keeps
-        // them 4-byte loads (wider ones are refused by the verifier).
-        let word = unsafe { core::ptr::read_volatile(&(*ctx.sock_addr).user_ip6[i]) };
-        addr[i * 4..i * 4 + 4].copy_from_slice(&word.to_ne_bytes());
-    }
     // An AF_INET6 socket connecting to ::ffff:a.b.c.d lands here too; the mapped form
-    // is how IPv4 is stored everywhere, so it gets the IPv4 verdict.
-    decide(&ctx, addr)
+    // is how IPv4 is stored everywhere, so it gets the IPv4 verdict (and the IPv4
+    // Service).
+    connect::<true>(&ctx)
+}
+
+#[inline(always)]
+fn connect<const V6: bool>(ctx: &SockAddrContext) -> i32 {
+    match sock_lb::forward::<V6>(ctx, Pick::Random) {
+        Forwarded::NotAService => decide(ctx, sock_addr::user_addr::<V6>(ctx)),
+        Forwarded::Translated => PROCEED,
+        Forwarded::Refused => REJECT,
+    }
 }
 
 #[inline(always)]

@@ -14,6 +14,8 @@
 //!
 //! `connect.rs` adds `cgroup/connect4` and `connect6` hooks that refuse a denied TCP
 //! connection at the socket (EPERM at once), with the same decision (`verdict.rs`).
+//! `sock_lb.rs` translates Service addresses to backends at the socket (connect,
+//! sendmsg) and back (recvmsg, getpeername), so policy always sees the backend.
 //!
 //! All tables are read in the slot the generation word names, so a table update
 //! published by the agent takes effect for every packet at once.
@@ -26,6 +28,10 @@ mod events;
 mod lookup;
 mod maps;
 mod packet;
+mod service;
+mod service_policy;
+mod sock_addr;
+mod sock_lb;
 mod verdict;
 
 use aya_ebpf::{macros::cgroup_skb, programs::SkBuffContext};

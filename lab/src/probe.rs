@@ -167,6 +167,7 @@ mod tests {
             outcome,
             detail: detail.into(),
             elapsed_us: 1500,
+            answer: None,
         };
         let connected = ProbeResult::from(report(ReportOutcome::Connected, "echoed"));
         assert!(connected.allowed());

@@ -14,6 +14,22 @@ pub struct ProbeReport {
     pub detail: String,
     /// Time from the start of the attempt to its outcome, in microseconds.
     pub elapsed_us: u64,
+    /// Who answered, for `connect --identify` attempts that got an answer; absent
+    /// otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub answer: Option<AnswerReport>,
+}
+
+/// Who answered an identifying probe (`connect --identify` to `serve --name`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AnswerReport {
+    /// The server's `--name`.
+    pub server: String,
+    /// The probe's address and port as the server saw them (`ip:port`, `[ip]:port`).
+    pub seen_as: String,
+    /// The answering address as the probe's socket reports it: `getpeername()` of a
+    /// connected socket, the source `recvfrom()` gives on an unconnected UDP socket.
+    pub peer: String,
 }
 
 /// The outcome names on the wire.
@@ -58,12 +74,33 @@ mod tests {
             outcome: ReportOutcome::Eperm,
             detail: "Operation not permitted".into(),
             elapsed_us: 42,
+            answer: None,
         };
         let line = report.to_json_line();
         assert_eq!(
             line,
             r#"{"outcome":"eperm","detail":"Operation not permitted","elapsed_us":42}"#
         );
+        assert_eq!(
+            serde_json::from_str::<ProbeReport>(&line).expect("parse"),
+            report
+        );
+    }
+
+    #[test]
+    fn answers_round_trip() {
+        let report = ProbeReport {
+            outcome: ReportOutcome::Connected,
+            detail: "echoed 3 bytes".into(),
+            elapsed_us: 7,
+            answer: Some(AnswerReport {
+                server: "web-1".into(),
+                seen_as: "10.90.0.10:40000".into(),
+                peer: "10.96.0.10:80".into(),
+            }),
+        };
+        let line = report.to_json_line();
+        assert!(line.contains(r#""answer":{"server":"web-1""#), "{line}");
         assert_eq!(
             serde_json::from_str::<ProbeReport>(&line).expect("parse"),
             report

@@ -8,6 +8,7 @@
 //! `attach` swaps the new programs in with `BPF_LINK_UPDATE`.
 
 mod links;
+mod sock_hooks;
 pub mod tables;
 
 use crate::ebpf_object;
@@ -110,7 +111,7 @@ impl Datapath {
                 .load()
                 .with_context(|| format!("verifying and loading program {name}"))?;
         }
-        for name in [program_names::CONNECT4, program_names::CONNECT6] {
+        for (name, _) in sock_hooks::SOCK_ADDR_HOOKS {
             let program: &mut CgroupSockAddr = program_mut(&mut ebpf, name)?;
             program
                 .load()
@@ -123,6 +124,9 @@ impl Datapath {
             local_addrs: take_map(&mut ebpf, map_names::LOCAL_ADDRS)?,
             ipcache: take_map(&mut ebpf, map_names::IPCACHE)?,
             policy: take_map(&mut ebpf, map_names::POLICY)?,
+            endpoint_addrs: take_map(&mut ebpf, map_names::ENDPOINT_ADDRS)?,
+            services: take_map(&mut ebpf, map_names::SERVICES)?,
+            service_backends: take_map(&mut ebpf, map_names::SERVICE_BACKENDS)?,
             shadow: [None, None],
         };
         let events = Some(take_map(&mut ebpf, map_names::EVENTS)?);
@@ -174,10 +178,7 @@ impl Datapath {
             };
             done.push((hook, how));
         }
-        for (name, hook) in [
-            (program_names::CONNECT4, "connect4"),
-            (program_names::CONNECT6, "connect6"),
-        ] {
+        for (name, hook) in sock_hooks::SOCK_ADDR_HOOKS {
             let program: &mut CgroupSockAddr = program_mut(&mut self.ebpf, name)?;
             let pin = layout.link(cgroup_id, hook);
             let how = if pin.exists() {

@@ -5,12 +5,13 @@
 //! The writer keeps a shadow of each slot's contents so that a diff costs no map
 //! iteration; after a restart the shadow is rebuilt once from the pinned maps.
 
-use crate::desired::{self, DesiredState, IpPrefix, PolicyRow};
+use crate::desired::{self, DesiredState, IpPrefix, PolicyRow, ServiceRow};
 use anyhow::{Context, Result};
 use aya::maps::{Array, HashMap, LpmTrie, MapData, lpm_trie::Key};
 use palisade_abi::{
-    EndpointInfo, EndpointKey, GenerationWord, IpCacheKey, IpCacheValue, LocalAddrKey, NodeConfig,
-    PolicyKey, PolicyValue, ipcache_prefix_len,
+    BackendKey, BackendValue, EndpointAddrKey, EndpointInfo, EndpointKey, GenerationWord,
+    IpCacheKey, IpCacheValue, LocalAddrKey, NodeConfig, PolicyKey, PolicyValue, ServiceKey,
+    ServiceValue, ipcache_prefix_len,
 };
 use std::collections::BTreeMap;
 
@@ -21,6 +22,9 @@ pub struct TableWriter {
     pub(super) local_addrs: HashMap<MapData, LocalAddrKey, u64>,
     pub(super) ipcache: LpmTrie<MapData, IpCacheKey, IpCacheValue>,
     pub(super) policy: LpmTrie<MapData, PolicyKey, PolicyValue>,
+    pub(super) endpoint_addrs: HashMap<MapData, EndpointAddrKey, [u8; 16]>,
+    pub(super) services: HashMap<MapData, ServiceKey, ServiceValue>,
+    pub(super) service_backends: HashMap<MapData, BackendKey, BackendValue>,
     /// What each slot holds, once known.
     pub(super) shadow: [Option<DesiredState>; 2],
 }
@@ -82,6 +86,24 @@ impl TableWriter {
                 .context("PALISADE_POLICY delete")?;
             stats.deleted += 1;
         }
+        for (cgroup_id, version) in removed(&old.endpoint_addrs, &desired.endpoint_addrs) {
+            self.endpoint_addrs
+                .remove(&endpoint_addr_key(cgroup_id, version, slot))
+                .context("PALISADE_ENDPOINT_ADDRS delete")?;
+            stats.deleted += 1;
+        }
+        for (row, index) in removed(&old.service_backends, &desired.service_backends) {
+            self.service_backends
+                .remove(&backend_key(row, index, slot))
+                .context("PALISADE_SVC_BACKENDS delete")?;
+            stats.deleted += 1;
+        }
+        for row in removed(&old.services, &desired.services) {
+            self.services
+                .remove(&service_key(row, slot))
+                .context("PALISADE_SERVICES delete")?;
+            stats.deleted += 1;
+        }
         for (&cgroup_id, value) in changed(&old.endpoints, &desired.endpoints) {
             self.endpoints
                 .insert(endpoint_key(cgroup_id, slot), value, 0)
@@ -104,6 +126,25 @@ impl TableWriter {
             self.policy
                 .insert(&policy_key(slot, row), value, 0)
                 .context("PALISADE_POLICY insert (table full?)")?;
+            stats.written += 1;
+        }
+        for (&(cgroup_id, version), addr) in changed(&old.endpoint_addrs, &desired.endpoint_addrs) {
+            self.endpoint_addrs
+                .insert(endpoint_addr_key(cgroup_id, version, slot), addr, 0)
+                .context("PALISADE_ENDPOINT_ADDRS insert (table full?)")?;
+            stats.written += 1;
+        }
+        // Backends before their Service entry; the slot is not read yet either way.
+        for (&(row, index), value) in changed(&old.service_backends, &desired.service_backends) {
+            self.service_backends
+                .insert(backend_key(row, index, slot), value, 0)
+                .context("PALISADE_SVC_BACKENDS insert (table full?)")?;
+            stats.written += 1;
+        }
+        for (&row, value) in changed(&old.services, &desired.services) {
+            self.services
+                .insert(service_key(row, slot), value, 0)
+                .context("PALISADE_SERVICES insert (table full?)")?;
             stats.written += 1;
         }
         self.config
@@ -164,6 +205,28 @@ impl TableWriter {
                     .insert(desired::policy_row_of_key(key.prefix_len(), &data), value);
             }
         }
+        for item in self.endpoint_addrs.iter() {
+            let (key, addr) = item.context("iterating PALISADE_ENDPOINT_ADDRS")?;
+            if key.slot == slot {
+                state
+                    .endpoint_addrs
+                    .insert((key.cgroup_id, key.ip_version), addr);
+            }
+        }
+        for item in self.services.iter() {
+            let (key, value) = item.context("iterating PALISADE_SERVICES")?;
+            if key.slot == slot {
+                state.services.insert(service_row(&key), value);
+            }
+        }
+        for item in self.service_backends.iter() {
+            let (key, value) = item.context("iterating PALISADE_SVC_BACKENDS")?;
+            if key.service.slot == slot {
+                state
+                    .service_backends
+                    .insert((service_row(&key.service), key.index), value);
+            }
+        }
         Ok(state)
     }
 }
@@ -200,4 +263,34 @@ fn policy_key(slot: u32, row: PolicyRow) -> Key<PolicyKey> {
         prefixlen,
         PolicyKey::new(slot, policy_id, peer, direction, protocol, dport),
     )
+}
+
+fn endpoint_addr_key(cgroup_id: u64, ip_version: u32, slot: u32) -> EndpointAddrKey {
+    EndpointAddrKey {
+        cgroup_id,
+        slot,
+        ip_version,
+    }
+}
+
+fn service_key((addr, port, protocol): ServiceRow, slot: u32) -> ServiceKey {
+    ServiceKey {
+        addr,
+        port_be: port.to_be(),
+        protocol,
+        _pad: 0,
+        slot,
+    }
+}
+
+fn service_row(key: &ServiceKey) -> ServiceRow {
+    (key.addr, u16::from_be(key.port_be), key.protocol)
+}
+
+fn backend_key(row: ServiceRow, index: u32, slot: u32) -> BackendKey {
+    BackendKey {
+        service: service_key(row, slot),
+        index,
+        _pad: 0,
+    }
 }

@@ -8,8 +8,9 @@ use std::time::Duration;
 
 /// The usage text printed with argument errors.
 pub const USAGE: &str = "\
-usage: palisade-netprobe serve [--tcp PORT]... [--udp PORT]... [--bind IP]
+usage: palisade-netprobe serve [--tcp PORT]... [--udp PORT]... [--bind IP] [--name NAME]
        palisade-netprobe connect --proto tcp|udp --addr IP --port N [--timeout-ms MS] [--payload TEXT]
+                                 [--identify] [--unconnected]
        palisade-netprobe hold --proto tcp --addr IP --port N [--timeout-ms MS] [--interval-ms MS]";
 
 const DEFAULT_TIMEOUT: Duration = Duration::from_millis(1000);
@@ -33,6 +34,10 @@ pub struct ServeArgs {
     /// and IPv6). A server in a namespace with several addresses binds one so
     /// that its UDP replies come from the address the client asked.
     pub bind: Option<IpAddr>,
+    /// Identify every answer: a TCP connection starts with the line
+    /// `NAME CLIENT-ADDRESS:PORT`, a UDP reply with that line before the echo. For
+    /// `connect --identify`; other clients would see the line as a wrong echo.
+    pub name: Option<String>,
 }
 
 /// `connect`: one probe.
@@ -43,6 +48,12 @@ pub struct ConnectArgs {
     pub port: u16,
     pub timeout: Duration,
     pub payload: String,
+    /// Expect the answer of a `serve --name` server and report who answered, as whom
+    /// it saw the probe, and the peer address the probe's socket reports.
+    pub identify: bool,
+    /// UDP only: send with `sendto()` and receive with `recvfrom()` on an unconnected
+    /// socket (the default connects the socket first).
+    pub unconnected: bool,
 }
 
 /// `hold`: a TCP connection kept open with periodic round trips.
@@ -62,7 +73,7 @@ pub fn parse_args(args: &[String]) -> Result<NetprobeCommand, String> {
     let options = Options::parse(rest)?;
     match subcommand.as_str() {
         "serve" => {
-            options.only(&["--tcp", "--udp", "--bind"])?;
+            options.only(&["--tcp", "--udp", "--bind", "--name"])?;
             let tcp_ports = options.all("--tcp")?;
             let udp_ports = options.all("--udp")?;
             if tcp_ports.is_empty() && udp_ports.is_empty() {
@@ -72,10 +83,24 @@ pub fn parse_args(args: &[String]) -> Result<NetprobeCommand, String> {
                 tcp_ports,
                 udp_ports,
                 bind: options.last("--bind")?,
+                name: server_name(options.last("--name")?)?,
             }))
         }
         "connect" => {
-            options.only(&["--proto", "--addr", "--port", "--timeout-ms", "--payload"])?;
+            options.only(&[
+                "--proto",
+                "--addr",
+                "--port",
+                "--timeout-ms",
+                "--payload",
+                "--identify",
+                "--unconnected",
+            ])?;
+            let proto: Proto = options.required("--proto")?;
+            let unconnected = options.flag("--unconnected");
+            if unconnected && proto != Proto::Udp {
+                return Err("--unconnected needs --proto udp".into());
+            }
             let payload = options
                 .last::<String>("--payload")?
                 .unwrap_or_else(|| DEFAULT_PAYLOAD.into());
@@ -83,11 +108,13 @@ pub fn parse_args(args: &[String]) -> Result<NetprobeCommand, String> {
                 return Err("--payload must not be empty".into());
             }
             Ok(NetprobeCommand::Connect(ConnectArgs {
-                proto: options.required("--proto")?,
+                proto,
                 addr: options.required("--addr")?,
                 port: options.required("--port")?,
                 timeout: options.duration_ms("--timeout-ms", DEFAULT_TIMEOUT)?,
                 payload,
+                identify: options.flag("--identify"),
+                unconnected,
             }))
         }
         "hold" => {
@@ -113,7 +140,21 @@ pub fn parse_args(args: &[String]) -> Result<NetprobeCommand, String> {
     }
 }
 
-/// `--name value` pairs, in order.
+/// A server name for `serve --name`: one word, so that it ends where the answer's
+/// line says.
+fn server_name(name: Option<String>) -> Result<Option<String>, String> {
+    match name {
+        Some(name) if name.is_empty() || name.chars().any(char::is_whitespace) => Err(format!(
+            "invalid --name {name:?}: one word without spaces needed"
+        )),
+        other => Ok(other),
+    }
+}
+
+/// Options that take no value.
+const FLAGS: [&str; 2] = ["--identify", "--unconnected"];
+
+/// `--name value` pairs, in order; a flag's value is empty.
 struct Options<'a>(Vec<(&'a str, &'a str)>);
 
 impl<'a> Options<'a> {
@@ -123,6 +164,10 @@ impl<'a> Options<'a> {
         while let Some(name) = args.next() {
             if !name.starts_with("--") {
                 return Err(format!("unexpected argument {name:?}"));
+            }
+            if FLAGS.contains(&name.as_str()) {
+                pairs.push((name.as_str(), ""));
+                continue;
             }
             let value = args.next().ok_or_else(|| format!("{name} needs a value"))?;
             pairs.push((name.as_str(), value.as_str()));
@@ -135,6 +180,10 @@ impl<'a> Options<'a> {
             Some((name, _)) => Err(format!("unknown option {name}")),
             None => Ok(()),
         }
+    }
+
+    fn flag(&self, name: &str) -> bool {
+        self.0.iter().any(|(option, _)| *option == name)
     }
 
     fn all<T: FromStr>(&self, name: &str) -> Result<Vec<T>, String>
@@ -197,6 +246,7 @@ mod tests {
                 tcp_ports: vec![80, 8080],
                 udp_ports: vec![53],
                 bind: None,
+                name: None,
             }))
         );
     }
@@ -209,6 +259,7 @@ mod tests {
                 tcp_ports: vec![80],
                 udp_ports: vec![53],
                 bind: Some("172.18.0.3".parse().expect("address")),
+                name: None,
             }))
         );
     }
@@ -223,8 +274,29 @@ mod tests {
                 port: 53,
                 timeout: DEFAULT_TIMEOUT,
                 payload: DEFAULT_PAYLOAD.into(),
+                identify: false,
+                unconnected: false,
             }))
         );
+    }
+
+    #[test]
+    fn server_names_are_one_word() {
+        assert!(server_name(Some("two words".into())).is_err());
+        assert!(server_name(Some(String::new())).is_err());
+        assert_eq!(server_name(Some("web-1".into())), Ok(Some("web-1".into())));
+    }
+
+    #[test]
+    fn parses_identifying_servers_and_probes() {
+        match parse("serve --udp 53 --name web-1") {
+            Ok(NetprobeCommand::Serve(args)) => assert_eq!(args.name.as_deref(), Some("web-1")),
+            other => panic!("{other:?}"),
+        }
+        match parse("connect --proto udp --addr 10.96.0.10 --port 53 --identify --unconnected") {
+            Ok(NetprobeCommand::Connect(args)) => assert!(args.identify && args.unconnected),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]
@@ -257,6 +329,8 @@ mod tests {
             "connect --proto tcp --addr 10.0.0.1 --port 1 --timeout-ms 0",
             "connect --proto tcp --addr 10.0.0.1 --port 1 stray",
             "hold --proto udp --addr 10.0.0.1 --port 1",
+            "serve --tcp 80 --name",
+            "connect --proto tcp --addr 10.0.0.1 --port 1 --unconnected",
         ] {
             assert!(parse(line).is_err(), "{line:?} was accepted");
         }

@@ -4,8 +4,9 @@
 //! its [`report`](crate::report) lines are its interface.
 //!
 //! ```text
-//! palisade-netprobe serve [--tcp PORT]... [--udp PORT]...
+//! palisade-netprobe serve [--tcp PORT]... [--udp PORT]... [--bind IP] [--name NAME]
 //! palisade-netprobe connect --proto tcp|udp --addr IP --port N [--timeout-ms MS] [--payload TEXT]
+//!                           [--identify] [--unconnected]
 //! palisade-netprobe hold --proto tcp --addr IP --port N [--timeout-ms MS] [--interval-ms MS]
 //! ```
 

@@ -2,6 +2,11 @@
 //! `IPV6_V6ONLY` off, so IPv4 and IPv6 clients both reach it (or, with
 //! `--bind`, the one address given, an IPv4 one as `::ffff:a.b.c.d`). Prints
 //! `ready` once every socket is bound, then runs until killed.
+//!
+//! With `--name NAME`, every answer says who answered and whom it saw: a TCP
+//! connection starts with the line `NAME CLIENT`, a UDP reply is that line followed
+//! by the echo (CLIENT is the client's address and port, IPv4 without the `::ffff:`
+//! mapping).
 
 use nix::sys::socket::{
     AddressFamily, Backlog, SockFlag, SockType, SockaddrIn6, bind, listen, setsockopt, socket,
@@ -9,7 +14,7 @@ use nix::sys::socket::{
 };
 use std::convert::Infallible;
 use std::io::{self, Write};
-use std::net::{IpAddr, Ipv6Addr, SocketAddrV6, TcpListener, TcpStream, UdpSocket};
+use std::net::{IpAddr, Ipv6Addr, SocketAddr, SocketAddrV6, TcpListener, TcpStream, UdpSocket};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::thread;
 use std::time::Duration;
@@ -37,10 +42,12 @@ pub(super) fn serve(args: &ServeArgs) -> Result<Infallible, String> {
         udp_sockets.push(socket);
     }
     for listener in tcp_listeners {
-        thread::spawn(move || accept_forever(&listener));
+        let name = args.name.clone();
+        thread::spawn(move || accept_forever(&listener, name.as_deref()));
     }
     for socket in udp_sockets {
-        thread::spawn(move || echo_datagrams_forever(&socket));
+        let name = args.name.clone();
+        thread::spawn(move || echo_datagrams_forever(&socket, name.as_deref()));
     }
     let mut stdout = io::stdout().lock();
     writeln!(stdout, "ready")
@@ -82,10 +89,21 @@ fn udp_socket(address: Ipv6Addr, port: u16) -> io::Result<UdpSocket> {
     dual_stack_socket(SockType::Datagram, address, port).map(UdpSocket::from)
 }
 
-fn accept_forever(listener: &TcpListener) {
+/// The line that starts an answer of a named server: `NAME CLIENT\n`.
+fn greeting(name: &str, client: SocketAddr) -> String {
+    let client = SocketAddr::new(client.ip().to_canonical(), client.port());
+    format!("{name} {client}\n")
+}
+
+fn accept_forever(listener: &TcpListener, name: Option<&str>) {
     loop {
         match listener.accept() {
-            Ok((stream, _peer)) => {
+            Ok((mut stream, peer)) => {
+                if let Some(name) = name
+                    && stream.write_all(greeting(name, peer).as_bytes()).is_err()
+                {
+                    continue;
+                }
                 thread::spawn(move || echo_stream(stream));
             }
             Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
@@ -107,13 +125,33 @@ fn echo_stream(stream: TcpStream) {
     }
 }
 
-/// Sends every datagram back to where it came from. Errors concern single
-/// datagrams and are ignored.
-fn echo_datagrams_forever(socket: &UdpSocket) {
+/// Sends every datagram back to where it came from (after the greeting line of a
+/// named server). Errors concern single datagrams and are ignored.
+fn echo_datagrams_forever(socket: &UdpSocket, name: Option<&str>) {
     let mut buffer = vec![0u8; 65536];
     loop {
         if let Ok((length, sender)) = socket.recv_from(&mut buffer) {
-            let _ = socket.send_to(&buffer[..length], sender);
+            let _ = match name {
+                Some(name) => {
+                    let mut reply = greeting(name, sender).into_bytes();
+                    reply.extend_from_slice(&buffer[..length]);
+                    socket.send_to(&reply, sender)
+                }
+                None => socket.send_to(&buffer[..length], sender),
+            };
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn greetings_name_the_client_without_the_v4_mapping() {
+        let mapped: SocketAddr = "[::ffff:10.90.0.10]:40000".parse().expect("address");
+        assert_eq!(greeting("web-1", mapped), "web-1 10.90.0.10:40000\n");
+        let v6: SocketAddr = "[fd00:90::10]:40000".parse().expect("address");
+        assert_eq!(greeting("web-1", v6), "web-1 [fd00:90::10]:40000\n");
     }
 }

@@ -1,0 +1,17 @@
+//! The `cgroup/sock_addr` programs and the hook each is attached to (also the name of
+//! its link pin, `links/cg<ID>-<hook>`): policy at connect, and the Service
+//! translation at connect and sendmsg with its reverse at recvmsg and getpeername.
+
+use palisade_abi::program_names;
+
+/// (program name, hook / pin suffix), in attach order.
+pub const SOCK_ADDR_HOOKS: [(&str, &str); 8] = [
+    (program_names::CONNECT4, "connect4"),
+    (program_names::CONNECT6, "connect6"),
+    (program_names::SENDMSG4, "sendmsg4"),
+    (program_names::SENDMSG6, "sendmsg6"),
+    (program_names::RECVMSG4, "recvmsg4"),
+    (program_names::RECVMSG6, "recvmsg6"),
+    (program_names::GETPEERNAME4, "getpeername4"),
+    (program_names::GETPEERNAME6, "getpeername6"),
+];
