@@ -91,7 +91,7 @@ schema_type!(
 schema_type!(
     /// `protocol` (`ports::protocol`), case-sensitive; absent is TCP.
     ProtocolName,
-    json_schema!({"type": "string", "enum": ["TCP", "UDP", "SCTP"]})
+    json_schema!({"type": "string", "maxLength": 4, "enum": ["TCP", "UDP", "SCTP"]})
 );
 
 schema_type!(
@@ -103,13 +103,13 @@ schema_type!(
 schema_type!(
     /// `sharedServices[].direction` (`trust_boundary::direction`).
     Direction,
-    json_schema!({"type": "string", "enum": ["ToService", "FromService", "Both"]})
+    json_schema!({"type": "string", "maxLength": 11, "enum": ["ToService", "FromService", "Both"]})
 );
 
 schema_type!(
     /// `spec.enforcement` of an EgressPolicy (`egress_policy::enforcement`).
     EnforcementName,
-    json_schema!({"type": "string", "enum": ["Enforce", "Audit"]})
+    json_schema!({"type": "string", "maxLength": 7, "enum": ["Enforce", "Audit"]})
 );
 
 schema_type!(
@@ -134,7 +134,7 @@ schema_type!(
 schema_type!(
     /// A selector requirement's `operator` (`selector::operator`).
     SelectorOperatorName,
-    json_schema!({"type": "string", "enum": ["In", "NotIn", "Exists", "DoesNotExist"]})
+    json_schema!({"type": "string", "maxLength": 12, "enum": ["In", "NotIn", "Exists", "DoesNotExist"]})
 );
 
 schema_type!(
