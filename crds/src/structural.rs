@@ -44,10 +44,10 @@ pub fn structural(schema: &Value, descriptions: bool) -> Value {
     // `anyOf: [X, {type: null}]` (an optional field of a non-primitive type): X.
     if let Some(Value::Array(branches)) = node.get("anyOf") {
         let non_null: Vec<&Value> = branches.iter().filter(|b| !is_null_type(b)).collect();
-        if let [only] = non_null[..] {
-            if let Value::Object(branch) = structural(only, descriptions) {
-                out.extend(branch);
-            }
+        if let [only] = non_null[..]
+            && let Value::Object(branch) = structural(only, descriptions)
+        {
+            out.extend(branch);
         }
     }
     for (key, value) in node {
