@@ -4,10 +4,12 @@
 //! - `build`: kernel programs, then the binaries that embed them;
 //! - `test`: setup, build, lints and the whole test suite (kernel tests included);
 //! - `demo`: emulated pods, the quickstart policies, a reachability matrix before/after;
-//! - `bench`: the benchmarks, results under `bench/results/`.
+//! - `bench`: the benchmarks, results under `bench/results/`;
+//! - `crds`: the CustomResourceDefinitions, generated from the Rust types into the chart.
 
 mod bench;
 mod build;
+mod crds;
 mod demo;
 mod paths;
 mod run;
@@ -40,6 +42,13 @@ enum Command {
     Demo,
     /// Build and run the benchmarks (needs root); results go to bench/results/.
     Bench,
+    /// Write the CRDs of palisade's own kinds, generated from the Rust types, into
+    /// charts/palisade/crds/.
+    Crds {
+        /// Only compare: fail if the checked-in files differ from the types.
+        #[arg(long)]
+        check: bool,
+    },
 }
 
 fn main() -> Result<()> {
@@ -49,5 +58,6 @@ fn main() -> Result<()> {
         Command::Test { cargo_args } => test::run(&cargo_args),
         Command::Demo => demo::run(),
         Command::Bench => bench::run(),
+        Command::Crds { check } => crds::run(check),
     }
 }

@@ -22,10 +22,14 @@
 //! ```
 
 use super::Object;
+#[cfg(feature = "schema")]
+use super::admission;
 use super::cidr::{parse_cidr, strictly_inside};
 use super::error::{FieldError, FieldPath, Problems};
 use super::fqdn::fqdn_pattern;
 use super::metadata::ObjectMeta;
+#[cfg(feature = "schema")]
+use super::port_ranges::MAX_PORTS;
 use super::port_ranges::{PortRangeWire, port_ranges};
 use super::selector::{self, LabelSelectorWire};
 use super::wire::{nullable, required_spec};
@@ -41,39 +45,63 @@ const MAX_PEERS: usize = 100;
 const MAX_RULE_NAME: usize = 100;
 
 #[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct Spec {
+pub(crate) struct Spec {
+    #[cfg_attr(feature = "schema", schemars(required))]
     pod_selector: Option<LabelSelectorWire>,
+    #[cfg_attr(
+        feature = "schema",
+        schemars(with = "Option<admission::EnforcementName>")
+    )]
     enforcement: Option<String>,
     #[serde(default, deserialize_with = "nullable")]
+    #[cfg_attr(feature = "schema", schemars(length(max = MAX_RULES)))]
     egress: Vec<RuleWire>,
     sockets: Option<SocketsWire>,
 }
 
 #[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 struct RuleWire {
+    #[cfg_attr(feature = "schema", schemars(length(max = MAX_RULE_NAME)))]
     name: Option<String>,
+    #[cfg_attr(feature = "schema", schemars(required, length(min = 1, max = MAX_PEERS)))]
     to: Option<Vec<PeerWire>>,
     #[serde(default, deserialize_with = "nullable")]
+    #[cfg_attr(feature = "schema", schemars(length(max = MAX_PORTS)))]
     ports: Vec<PortRangeWire>,
 }
 
 #[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "schema", schemars(transform = admission::egress_peer_rules))]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct PeerWire {
+    #[cfg_attr(feature = "schema", schemars(with = "Option<admission::CidrText>"))]
     cidr: Option<String>,
+    #[cfg_attr(
+        feature = "schema",
+        schemars(
+            with = "Option<Vec<admission::CidrText>>",
+            length(max = admission::MAX_EXCEPT)
+        )
+    )]
     except: Option<Vec<String>>,
+    #[cfg_attr(feature = "schema", schemars(with = "Option<admission::FqdnText>"))]
     fqdn: Option<String>,
     namespace_selector: Option<LabelSelectorWire>,
     pod_selector: Option<LabelSelectorWire>,
 }
 
 #[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct SocketsWire {
     allow_raw: Option<bool>,
     allow_packet: Option<bool>,
+    #[cfg_attr(feature = "schema", schemars(length(max = MAX_PORTS)))]
     bind_ports: Option<Vec<PortRangeWire>>,
 }
 

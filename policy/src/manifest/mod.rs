@@ -15,6 +15,8 @@
 //! error types and `cluster` the assembly.
 
 mod admin_network_policy;
+#[cfg(feature = "schema")]
+mod admission;
 mod baseline_admin_network_policy;
 mod cidr;
 mod cluster;
@@ -31,6 +33,8 @@ mod names;
 mod network_policy;
 mod port_ranges;
 mod ports;
+#[cfg(feature = "schema")]
+pub mod schema;
 mod selector;
 mod service;
 mod trust_boundary;

@@ -9,14 +9,28 @@ use crate::model::{Protocol, ProtocolPorts};
 use serde::Deserialize;
 
 /// Most entries a `ports` list may have.
-const MAX_PORTS: usize = 100;
+pub(crate) const MAX_PORTS: usize = 100;
 
 /// One `ports` entry as written.
 #[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "schema", schemars(transform = super::admission::port_range_rules))]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub(crate) struct PortRangeWire {
+    #[cfg_attr(
+        feature = "schema",
+        schemars(with = "Option<super::admission::ProtocolName>")
+    )]
     protocol: Option<String>,
+    #[cfg_attr(
+        feature = "schema",
+        schemars(with = "Option<super::admission::PortNumber>")
+    )]
     port: Option<i64>,
+    #[cfg_attr(
+        feature = "schema",
+        schemars(with = "Option<super::admission::PortNumber>")
+    )]
     end_port: Option<i64>,
 }
 

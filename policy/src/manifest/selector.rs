@@ -9,20 +9,32 @@ use serde::Deserialize;
 use std::collections::BTreeMap;
 
 #[derive(Debug, Default, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub(crate) struct LabelSelectorWire {
     #[serde(default, deserialize_with = "nullable")]
+    #[cfg_attr(feature = "schema", schemars(with = "super::admission::MatchLabels"))]
     match_labels: BTreeMap<String, String>,
     #[serde(default, deserialize_with = "nullable")]
     match_expressions: Vec<RequirementWire>,
 }
 
 #[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 struct RequirementWire {
+    #[cfg_attr(feature = "schema", schemars(with = "super::admission::LabelKey"))]
     key: String,
+    #[cfg_attr(
+        feature = "schema",
+        schemars(with = "super::admission::SelectorOperatorName")
+    )]
     operator: String,
     #[serde(default, deserialize_with = "nullable")]
+    #[cfg_attr(
+        feature = "schema",
+        schemars(with = "Vec<super::admission::LabelValue>")
+    )]
     values: Vec<String>,
 }
 

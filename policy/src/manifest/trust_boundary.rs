@@ -17,9 +17,13 @@
 
 use super::Object;
 use super::admin_network_policy::priority_in_range;
+#[cfg(feature = "schema")]
+use super::admission;
 use super::error::{FieldError, FieldPath, Problems};
 use super::metadata::ObjectMeta;
 use super::names;
+#[cfg(feature = "schema")]
+use super::port_ranges::MAX_PORTS;
 use super::port_ranges::{PortRangeWire, port_ranges};
 use super::selector::{self, LabelSelectorWire};
 use super::wire::{nullable, required_spec};
@@ -39,23 +43,42 @@ const DIRECTIONS: [SharedServiceDirection; 3] = [
 ];
 
 #[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct Spec {
+pub(crate) struct Spec {
+    #[cfg_attr(feature = "schema", schemars(with = "Option<admission::Priority>"))]
     priority: Option<i64>,
+    #[cfg_attr(feature = "schema", schemars(required))]
     namespace_selector: Option<LabelSelectorWire>,
+    #[cfg_attr(feature = "schema", schemars(with = "Option<admission::LabelKey>"))]
     zone_label: Option<String>,
     #[serde(default, deserialize_with = "nullable")]
+    #[cfg_attr(
+        feature = "schema",
+        schemars(
+            length(max = MAX_SHARED_SERVICES),
+            extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"])
+        )
+    )]
     shared_services: Vec<SharedServiceWire>,
 }
 
 #[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct SharedServiceWire {
+    #[cfg_attr(
+        feature = "schema",
+        schemars(required, with = "Option<admission::Dns1123Label>")
+    )]
     name: Option<String>,
+    #[cfg_attr(feature = "schema", schemars(required))]
     namespace_selector: Option<LabelSelectorWire>,
     pod_selector: Option<LabelSelectorWire>,
     #[serde(default, deserialize_with = "nullable")]
+    #[cfg_attr(feature = "schema", schemars(length(max = MAX_PORTS)))]
     ports: Vec<PortRangeWire>,
+    #[cfg_attr(feature = "schema", schemars(with = "Option<admission::Direction>"))]
     direction: Option<String>,
 }
 
