@@ -36,7 +36,7 @@ struct Setup {
     events: SocketAddr,
 }
 
-fn setup(prefix: &str, policy: &str) -> Result<Setup> {
+fn setup(prefix: &str, policy: &str, agent_args: &[&str]) -> Result<Setup> {
     require_root()?;
     let mut lab = Lab::with_config(
         prefix,
@@ -66,12 +66,14 @@ fn setup(prefix: &str, policy: &str) -> Result<Setup> {
     dir.write("policy.yaml", policy)?;
     let events = free_port()?;
     let events_arg = events.to_string();
+    let mut args = vec!["--events-addr", &events_arg];
+    args.extend_from_slice(agent_args);
     let mut agent = Agent::start(AgentOptions {
         id: lab.id(),
         manifests: dir.path(),
         cgroup_root: lab.cgroup_root(),
         node_name: NODE,
-        extra_args: &["--events-addr", &events_arg],
+        extra_args: &args,
     })?;
     agent.wait_ready(READY_TIMEOUT)?;
     Ok(Setup {
@@ -220,7 +222,7 @@ spec:
 
 #[test]
 fn an_audit_mode_policy_passes_the_flow_and_reports_it() -> Result<()> {
-    let s = setup("pl-ev-audit", AUDIT_POLICY)?;
+    let s = setup("pl-ev-audit", AUDIT_POLICY, &[])?;
     let mut observer = Observer::start(
         s.events,
         &["--policy", "tenant/audit-client", "--count", "1"],
@@ -295,7 +297,7 @@ spec:
 
 #[test]
 fn a_denied_connection_produces_exactly_the_expected_event() -> Result<()> {
-    let s = setup("pl-ev-deny", FENCE)?;
+    let s = setup("pl-ev-deny", FENCE, &[])?;
     let client_id = s.client.cgroup_id();
     let generation = s.agent.status()?["generation"].clone();
     let mut observer = Observer::start(
@@ -420,6 +422,42 @@ fn a_denied_connection_produces_exactly_the_expected_event() -> Result<()> {
             && status["events"]["stream_addr"] == s.events.to_string(),
         "/status.events: {}",
         status["events"]
+    );
+    Ok(())
+}
+
+#[test]
+fn allowed_flows_are_reported_with_allow_events() -> Result<()> {
+    let s = setup("pl-ev-allow", FENCE, &["--allow-events"])?;
+    let mut observer = Observer::start(s.events, &["--verdict", "allow", "--pod", "client"])?;
+    s.agent.wait_for_status_subscribers()?;
+    let result = s
+        .lab
+        .probe(&s.client, ip(&s.server), Proto::Udp, 53, PROBE_TIMEOUT)?;
+    ensure!(result.allowed(), "client -> server udp/53: {result:?}");
+    let e = &observer.events(1, &s.agent)?[0];
+    ensure!(
+        e["verdict"] == "allow"
+            && e["direction"] == "egress"
+            && e["protocol"] == "UDP"
+            && e["port"] == 53
+            && e["local"]["pod"] == "client"
+            && e["peer"]["pod"] == "server",
+        "{e}"
+    );
+    // The rule that allowed it, as palisadectl check names it.
+    let expected = side(
+        &check_decided_by(&s.dir, "tenant/client", "tenant/server", 53, "UDP")?,
+        "egress",
+    );
+    ensure!(
+        e["decided_by"] == expected && e["decided_by"][0]["rule"] == 0,
+        "event decided_by {} differs from palisadectl check's {expected}",
+        e["decided_by"]
+    );
+    ensure!(
+        s.agent.status()?["events"]["allow_events"] == true,
+        "/status.events.allow_events"
     );
     Ok(())
 }
