@@ -98,8 +98,11 @@ pub mod capacity {
     /// Reverse-translation entries (sockets that reached a backend through a Service
     /// address), node-wide (LRU).
     pub const SERVICE_REV_NAT: u32 = 131_072;
-    /// Tracked connections on one node (LRU).
+    /// Tracked connections on one node (LRU), unless the agent is told otherwise
+    /// (`--conntrack-max`, applied when the map is created).
     pub const CONNTRACK: u32 = 262_144;
+    /// Smallest conntrack table the agent accepts.
+    pub const CONNTRACK_MIN: u32 = 16;
     /// Endpoints with an event budget (LRU).
     pub const EVENT_BUDGETS: u32 = 16_384;
     /// Event ring buffer size in bytes (power of two, multiple of the page size).
@@ -175,9 +178,28 @@ pub mod reason {
     pub const DENIED_FRAGMENT: u32 = 11;
     /// A flow event was not written: the endpoint used up its event budget.
     pub const EVENT_RATE_LIMITED: u32 = 12;
+    /// Allowed: an ICMP/ICMPv6 error (destination unreachable, packet too big, time
+    /// exceeded, parameter problem) quoting a packet of a flow conntrack tracks under
+    /// the current generation. Errors quoting anything else are decided by policy as
+    /// ICMP.
+    pub const ALLOWED_RELATED_ICMP: u32 = 13;
+    /// A conntrack entry was created (one per admitted new flow; not a packet count).
+    pub const CONNTRACK_CREATED: u32 = 14;
+    /// A conntrack entry was deleted because policy no longer allows its flow (or
+    /// its endpoint's default now denies it). With [`CONNTRACK_CREATED`] and the
+    /// number of live entries this gives the evictions of the LRU table:
+    /// `created - removed - live`.
+    pub const CONNTRACK_REMOVED: u32 = 15;
+    /// A TCP packet that does not open a connection (anything but a bare SYN) found
+    /// no conntrack entry: its flow's entry was evicted from a full table (or removed
+    /// by a policy change, or the connection predates palisade). The packet is
+    /// decided by policy as the first packet of a new flow would be, never passed
+    /// blindly, so replies of an evicted allowed flow are dropped where policy does
+    /// not allow their direction on its own.
+    pub const CONNTRACK_MISS_ESTABLISHED: u32 = 16;
     /// Number of counters in use; the map has [`super::capacity::COUNTERS`] slots so
     /// that new reasons need no layout change.
-    pub const COUNT: u32 = 13;
+    pub const COUNT: u32 = 17;
 }
 
 /// Single-element array `PALISADE_GEN`, value type.
@@ -204,7 +226,7 @@ pub struct NodeConfig {
     /// [`verdict`] applied to packets of a cgroup under the protected root that neither
     /// it nor any ancestor has an endpoint entry for.
     pub unknown_endpoint_verdict: u32,
-    /// Reserved for future flags; zero.
+    /// [`node_flags`].
     pub flags: u32,
     /// Flow events each endpoint may emit per second (token bucket refill rate), so
     /// that a flooding workload cannot starve the others' events. Zero: no events.
@@ -217,6 +239,13 @@ impl NodeConfig {
     /// Default event budget per endpoint.
     pub const DEFAULT_EVENTS_PER_SECOND: u32 = 100;
     pub const DEFAULT_EVENT_BURST: u32 = 200;
+}
+
+/// Flags of a [`NodeConfig`]; unknown bits are zero.
+pub mod node_flags {
+    /// Report allowed new flows too (verdict ALLOW), within the same per-endpoint
+    /// event budget as denials. Off by default: one event per new flow.
+    pub const ALLOW_EVENTS: u32 = 1 << 0;
 }
 
 /// LRU hash `PALISADE_EVENT_BUDGET`, key: cgroup id of the endpoint (host byte order);
@@ -437,7 +466,9 @@ pub struct CtValue {
     pub _reserved: u32,
 }
 
-/// Ring buffer `PALISADE_EVENTS`: one record per denied (or audit-denied) new flow.
+/// Ring buffer `PALISADE_EVENTS`: one record per denied or audit-denied new flow (and
+/// per allowed one with [`node_flags::ALLOW_EVENTS`]), and per connection refused at
+/// the socket (then `local_addr` and `local_port` are zero: no packet exists yet).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct FlowEvent {

@@ -1,14 +1,29 @@
-//! Reads flow events from the kernel ring buffer and turns them into structured log
-//! lines (pod names and policy rules resolved).
+//! Flow events: read from the kernel ring buffer, named (pods, policy rules), logged
+//! as structured lines, and published to the event stream (`--events-addr`,
+//! `GET /events`) that `palisadectl observe` follows.
+//!
+//! - `record`: what an event says, resolved (the JSON contract of the stream);
+//! - `filter`: the stream's query parameters;
+//! - `hub`: fan-out to stream clients, with a replay buffer;
+//! - `stream`: the HTTP endpoint;
+//! - `clock`: kernel timestamps to wall-clock time.
+
+mod clock;
+pub mod filter;
+pub mod hub;
+pub mod record;
+pub mod stream;
 
 use crate::status::Shared;
 use anyhow::Result;
 use aya::maps::{MapData, RingBuf};
-use palisade_abi::{FlowEvent, direction, is_v4_mapped, verdict};
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use hub::EventHub;
+use palisade_abi::FlowEvent;
+use record::FlowRecord;
+use std::sync::Arc;
 use tokio::io::unix::AsyncFd;
 
-pub async fn run(ring: RingBuf<MapData>, shared: Shared) -> Result<()> {
+pub async fn run(ring: RingBuf<MapData>, shared: Shared, hub: Arc<EventHub>) -> Result<()> {
     // SAFETY: the ring buffer owns its fd and the AsyncFd owns the ring buffer.
     let mut fd = unsafe { AsyncFd::register(ring)? };
     loop {
@@ -21,66 +36,81 @@ pub async fn run(ring: RingBuf<MapData>, shared: Shared) -> Result<()> {
             // SAFETY: the kernel wrote a FlowEvent (checked length); read unaligned.
             let event: FlowEvent =
                 unsafe { std::ptr::read_unaligned(item.as_ptr() as *const FlowEvent) };
-            log_event(&event, &shared);
+            let time = clock::rfc3339(clock::wall_time(event.timestamp_ns));
+            let record = {
+                let names = shared.names.read().expect("names lock");
+                FlowRecord::resolve(&event, &names, time)
+            };
+            log(&record);
+            hub.publish(record);
         }
         guard.clear_ready();
     }
 }
 
-fn log_event(e: &FlowEvent, shared: &Shared) {
-    let names = shared.names.read().expect("names lock");
-    let pod = names
-        .pods_by_cgroup
-        .get(&e.cgroup_id)
-        .map(|p| p.to_string())
-        .unwrap_or_else(|| format!("cgroup:{}", e.cgroup_id));
-    let rule = names
-        .rules
-        .get(&e.generation)
-        .and_then(|rules| rules.get(e.rule_ref as usize))
-        .map(|r| {
-            format!(
-                "{}/{} {}/{} {}[{}] {}",
-                r.tier,
-                r.kind,
-                r.namespace,
-                r.name,
-                r.direction.as_str(),
-                r.rule,
-                r.action
+/// One structured log line per event (`event=flow`): denials as warnings, allowed
+/// flows (with `--allow-events`) as information.
+fn log(r: &FlowRecord) {
+    let pod = r.local_name();
+    let peer = r.peer_name();
+    let local = match r.local.address {
+        Some(a) => std::net::SocketAddr::new(a, r.local.port).to_string(),
+        None => "-".into(),
+    };
+    let remote = std::net::SocketAddr::new(r.peer.address, r.peer.port).to_string();
+    let rule = describe_rule(r);
+    let verdict = r.verdict.as_str();
+    macro_rules! emit {
+        ($level:ident) => {
+            tracing::$level!(
+                event = "flow",
+                verdict,
+                direction = %r.direction,
+                pod = %pod,
+                peer = %peer,
+                local = %local,
+                remote = %remote,
+                protocol = %r.protocol,
+                port = r.port,
+                identity = r.local.identity,
+                peer_identity = r.peer.identity,
+                rule = %rule,
+                generation = r.generation,
+                "flow {verdict}"
             )
-        })
-        .unwrap_or_else(|| "default deny (no rule allows it)".into());
-    let dir = if e.direction == direction::EGRESS {
-        "egress"
+        };
+    }
+    if verdict == "allow" {
+        emit!(info);
     } else {
-        "ingress"
-    };
-    let verdict = match e.verdict {
-        verdict::AUDIT_DENY => "audit-deny",
-        verdict::ALLOW => "allow",
-        _ => "deny",
-    };
-    tracing::warn!(
-        event = "flow",
-        verdict,
-        direction = dir,
-        pod = %pod,
-        local = %format!("{}:{}", addr(&e.local_addr), e.local_port),
-        remote = %format!("{}:{}", addr(&e.remote_addr), e.remote_port),
-        protocol = e.protocol,
-        identity = e.identity,
-        peer_identity = e.peer_identity,
-        rule = %rule,
-        generation = e.generation,
-        "flow {verdict}"
-    );
+        emit!(warn);
+    }
 }
 
-fn addr(a: &[u8; 16]) -> IpAddr {
-    if is_v4_mapped(a) {
-        IpAddr::V4(Ipv4Addr::new(a[12], a[13], a[14], a[15]))
-    } else {
-        IpAddr::V6(Ipv6Addr::from(*a))
+/// `networkpolicy/NetworkPolicy ns/name egress[0] Allow`, the isolating policies of a
+/// default deny, or what the verdict was when nothing is known.
+pub fn describe_rule(r: &FlowRecord) -> String {
+    if r.decided_by.is_empty() {
+        return match r.verdict.as_str() {
+            "allow" => "allowed (no rule needed)".into(),
+            _ => "default deny (no rule allows it)".into(),
+        };
     }
+    r.decided_by
+        .iter()
+        .map(|d| {
+            let name = match &d.namespace {
+                Some(ns) => format!("{ns}/{}", d.name),
+                None => d.name.clone(),
+            };
+            match d.rule {
+                Some(rule) => format!(
+                    "{}/{} {name} {}[{rule}] {}",
+                    d.tier, d.kind, d.side, d.action
+                ),
+                None => format!("{}/{} {name} isolates {}", d.tier, d.kind, d.side),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
 }

@@ -50,6 +50,19 @@ enum Command {
         /// Flow events an endpoint may emit in a burst.
         #[arg(long, default_value_t = palisade_abi::NodeConfig::DEFAULT_EVENT_BURST)]
         event_burst: u32,
+        /// Report allowed new flows too (verdict `allow`), within the same
+        /// per-endpoint budget as denials.
+        #[arg(long)]
+        allow_events: bool,
+        /// Serve the flow event stream here (`GET /events`, newline-delimited JSON;
+        /// `palisadectl observe --agent ADDR:PORT` follows it).
+        #[arg(long, value_name = "ADDR:PORT")]
+        events_addr: Option<SocketAddr>,
+        /// Entries of the conntrack table (LRU), applied when the table is created; a
+        /// pinned table of another size is kept (see /status.conntrack).
+        #[arg(long, default_value_t = palisade_abi::capacity::CONNTRACK,
+              value_parser = clap::value_parser!(u32).range(i64::from(palisade_abi::capacity::CONNTRACK_MIN)..=16_777_216))]
+        conntrack_max: u32,
     },
     /// Remove every link, program and map pinned under --pin-path.
     Cleanup {
@@ -77,6 +90,9 @@ fn main() -> Result<()> {
             unknown_endpoint,
             events_per_second,
             event_burst,
+            allow_events,
+            events_addr,
+            conntrack_max,
         } => {
             let node_name = match node_name {
                 Some(n) => n,
@@ -95,6 +111,9 @@ fn main() -> Result<()> {
                 },
                 events_per_second,
                 event_burst,
+                allow_events,
+                events_addr,
+                conntrack_max,
             }))
         }
         Command::Cleanup { pin_path } => {

@@ -1,10 +1,11 @@
 //! The agent's observable state, shared by the reconcile loop (writer) and the
 //! health server and event reader (readers).
 
-use palisade_policy::compile::tables::RuleInfo;
-use palisade_policy::model::ObjectRef;
+use palisade_policy::compile::tables::CompiledCluster;
+use palisade_policy::model::{Direction, ObjectRef};
 use serde::Serialize;
 use std::collections::BTreeMap;
+use std::net::IpAddr;
 use std::sync::{Arc, RwLock};
 
 /// What `/status` returns.
@@ -36,6 +37,61 @@ pub struct Status {
     pub lsm: Option<crate::lsm::LsmStatus>,
     /// Packets decided by the kernel programs since the maps were created, by reason.
     pub packets: BTreeMap<&'static str, u64>,
+    /// Flow events: how many were read and streamed, and how many were lost where.
+    pub events: EventsStatus,
+    /// The conntrack table: size, occupancy, and what happened when it was full.
+    pub conntrack: ConntrackStatus,
+}
+
+/// `/status.events`. Every event the kernel decided to report is either `received`
+/// or counted in `ring_buffer_full`; `rate_limited` events were never reported.
+#[derive(Clone, Debug, Default, Serialize, PartialEq, Eq)]
+pub struct EventsStatus {
+    /// `--events-addr`, where `GET /events` streams them; None when not served.
+    pub stream_addr: Option<String>,
+    /// Read from the kernel ring buffer (logged, and streamed to subscribers).
+    pub received: u64,
+    /// Not written because the ring buffer was full (the agent fell behind): the
+    /// kernel's `event_dropped` counter.
+    pub ring_buffer_full: u64,
+    /// Not written because their endpoint used up its event budget
+    /// (`--events-per-second`, `--event-burst`): the kernel's `event_rate_limited`.
+    pub rate_limited: u64,
+    /// Skipped on the stream because a subscriber read too slowly (each such gap is a
+    /// `{"type": "lost"}` line on its stream).
+    pub stream_lagged: u64,
+    /// Clients following `GET /events` now.
+    pub subscribers: u64,
+    /// Whether allowed new flows are reported too (`--allow-events`).
+    pub allow_events: bool,
+}
+
+/// `/status.conntrack`. Entries are created by the kernel for each admitted new flow
+/// and leave the table in one of two ways: removed because policy no longer allows
+/// the flow, or evicted by the LRU when the table is full. Evicted flows are decided
+/// by policy again on their next packet (never passed blindly).
+#[derive(Clone, Debug, Default, Serialize, PartialEq, Eq)]
+pub struct ConntrackStatus {
+    /// Size of the table in the kernel.
+    pub max_entries: u32,
+    /// `--conntrack-max`; differs from `max_entries` when a pinned table of another
+    /// size was adopted (it is kept so that established flows survive a restart).
+    pub requested_max_entries: u32,
+    /// Live entries when last counted.
+    pub entries: u64,
+    /// Entries ever created (kernel counter `conntrack_created`).
+    pub created: u64,
+    /// Entries removed because policy now denies their flow (`conntrack_removed`).
+    pub removed: u64,
+    /// Entries the LRU evicted to make room: `created - removed - entries`, counted
+    /// together (exact when the table is quiet, otherwise a close estimate).
+    pub evicted: u64,
+    /// Inserts the kernel refused (`conntrack_insert_failed`): the flow's packet
+    /// passed, its replies were decided by policy.
+    pub insert_failed: u64,
+    /// TCP packets of an established flow that found no entry
+    /// (`conntrack_miss_established`): decided by policy as new flows.
+    pub miss_established: u64,
 }
 
 #[derive(Clone, Debug, Serialize, PartialEq, Eq, PartialOrd, Ord)]
@@ -44,13 +100,25 @@ pub struct PendingPod {
     pub reason: String,
 }
 
-/// Names for the numbers in flow events: which pod a cgroup is, which rule a
-/// `rule_ref` is (per generation, since rule indexes change between them).
+/// Names for the numbers in flow events: which pod a cgroup or an address is, which
+/// rule a `rule_ref` is (per generation, since rule indexes change between them).
 #[derive(Clone, Debug, Default)]
 pub struct EventNames {
     pub pods_by_cgroup: BTreeMap<u64, ObjectRef>,
-    /// Rules of the last two generations.
-    pub rules: BTreeMap<u32, Arc<Vec<RuleInfo>>>,
+    /// Every pod address of the cluster (peers included).
+    pub pods_by_ip: BTreeMap<IpAddr, ObjectRef>,
+    /// What the last two generations were compiled from.
+    pub generations: BTreeMap<u32, Arc<GenerationNames>>,
+}
+
+/// The names one published generation gives to rule numbers.
+#[derive(Clone, Debug, Default)]
+pub struct GenerationNames {
+    /// Its rule table (`rule_ref` indexes `compiled.rules`).
+    pub compiled: Arc<CompiledCluster>,
+    /// For an isolation default (no rule): the NetworkPolicies isolating each local
+    /// pod in each direction.
+    pub isolating: BTreeMap<(ObjectRef, Direction), Vec<ObjectRef>>,
 }
 
 #[derive(Clone, Default)]

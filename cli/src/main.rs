@@ -5,8 +5,13 @@
 //! flows from the compiled tables the way the kernel programs do, naming the policy
 //! rules that decided them. Exit status: 0 whatever the verdicts, 1 for bad input
 //! (manifests, probes, unknown pods), 2 for bad usage.
+//!
+//! `palisadectl observe` follows the flow events (denials, audit denials) of a node's
+//! agent as they happen. Exit status: 0 after `--count` events, 1 when the agent cannot
+//! be reached or ends the stream, 2 for bad usage.
 
 mod check;
+mod observe;
 
 use clap::{CommandFactory, Parser, Subcommand};
 use std::io::{self, Write};
@@ -25,6 +30,10 @@ enum Command {
     /// blocked").
     #[command(after_help = check::args::AFTER_HELP)]
     Check(check::args::CheckArgs),
+    /// Follow the flow events of a node's agent: what is denied (and audit-denied)
+    /// now, by which policy.
+    #[command(after_help = observe::args::AFTER_HELP)]
+    Observe(observe::args::ObserveArgs),
 }
 
 fn main() -> ExitCode {
@@ -33,6 +42,7 @@ fn main() -> ExitCode {
     let mut out = io::BufWriter::new(stdout.lock());
     let result = match &cli.command {
         Command::Check(args) => check::run(args, &mut out),
+        Command::Observe(args) => observe::run(args, &mut out),
     };
     let result = result.and_then(|()| out.flush().map_err(Into::into));
     match result {
@@ -96,11 +106,37 @@ mod tests {
             "80",
         ])
         .unwrap();
-        let Command::Check(args) = cli.command;
+        let Command::Check(args) = cli.command else {
+            panic!("parsed as another command");
+        };
         assert!(args.matrix);
         assert!(Cli::try_parse_from(["palisadectl", "check"]).is_err());
         assert!(Cli::try_parse_from(["palisadectl", "frobnicate"]).is_err());
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn observe_is_a_subcommand() {
+        let cli = Cli::try_parse_from([
+            "palisadectl",
+            "observe",
+            "--agent",
+            "127.0.0.1:9877",
+            "--verdict",
+            "audit-deny",
+            "--output",
+            "json",
+        ])
+        .unwrap();
+        let Command::Observe(args) = cli.command else {
+            panic!("parsed as another command");
+        };
+        assert_eq!(args.verdict, [observe::args::VerdictArg::AuditDeny]);
+        assert!(Cli::try_parse_from(["palisadectl", "observe"]).is_err());
+        assert!(
+            Cli::try_parse_from(["palisadectl", "observe", "--agent", "x:1", "--count", "0"])
+                .is_err()
+        );
     }
 
     #[test]

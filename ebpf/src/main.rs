@@ -10,7 +10,14 @@
 //!    socket's cgroup (`endpoint.rs`), the peer's identity from the ip cache, and the
 //!    verdict from the endpoint's policy table (`lookup.rs`); the node itself is always
 //!    allowed; an allowed flow is tracked so its replies pass in both directions;
-//! 4. denied (and audit-denied) new flows become events in `PALISADE_EVENTS`.
+//! 4. denied (and audit-denied) new flows become events in `PALISADE_EVENTS` (allowed
+//!    ones too when the node config asks for them).
+//!
+//! An ICMP/ICMPv6 error quoting a packet of a flow tracked under the current
+//! generation passes as part of that flow (`related_icmp`); other ICMP is decided by
+//! policy like any protocol. A full conntrack table evicts its least recently used
+//! entry; the evicted flow's next packet is decided by policy as a new flow, never
+//! passed blindly, and counted (`CONNTRACK_MISS_ESTABLISHED` for TCP).
 //!
 //! `connect.rs` adds `cgroup/connect4` and `connect6` hooks that refuse a denied TCP
 //! connection at the socket (EPERM at once), with the same decision (`verdict.rs`).
@@ -34,8 +41,8 @@ mod sock_addr;
 mod sock_lb;
 mod verdict;
 
-use aya_ebpf::{macros::cgroup_skb, programs::SkBuffContext};
-use palisade_abi::{CtKey, CtValue, FlowEvent, direction, reason, verdict as verdicts};
+use aya_ebpf::{bindings::BPF_NOEXIST, macros::cgroup_skb, programs::SkBuffContext};
+use palisade_abi::{CtKey, CtValue, FlowEvent, direction, node_flags, reason, verdict as verdicts};
 
 use crate::maps::{CONFIG, CT, GEN};
 
@@ -47,6 +54,8 @@ const LOOPBACK_IFINDEX: u32 = 1;
 /// ICMPv6 router solicitation .. redirect (133..=137): neighbour discovery.
 const ICMPV6_ND_FIRST: u8 = 133;
 const ICMPV6_ND_LAST: u8 = 137;
+/// `-EEXIST` from a map update with `BPF_NOEXIST`: another CPU tracked the flow first.
+const EEXIST: i32 = -17;
 
 #[cgroup_skb(egress)]
 pub fn palisade_egress(ctx: SkBuffContext) -> i32 {
@@ -78,6 +87,8 @@ fn decide(ctx: &SkBuffContext, dir: u8) -> i32 {
     }
 
     let egress = dir == direction::EGRESS;
+    let generation = GEN.get(0).map(|g| g.generation).unwrap_or(0);
+    let slot = generation & 1;
     let (local_port, remote_port) = if egress {
         (pkt.sport, pkt.dport)
     } else {
@@ -91,8 +102,10 @@ fn decide(ctx: &SkBuffContext, dir: u8) -> i32 {
         protocol: pkt.protocol,
         _pad: [0; 3],
     };
-    let generation = GEN.get(0).map(|g| g.generation).unwrap_or(0);
-    let slot = generation & 1;
+    if pkt.quote_offset != 0 && related_icmp(ctx, &pkt, &ct_key, egress, generation) {
+        events::count(reason::ALLOWED_RELATED_ICMP);
+        return PASS;
+    }
 
     // A tracked flow passes if the policy generation that admitted it is current.
     // Otherwise policy changed since: the flow is decided again, as its first packet
@@ -113,7 +126,16 @@ fn decide(ctx: &SkBuffContext, dir: u8) -> i32 {
             };
             (origin, server_port)
         }
-        None => (dir, pkt.dport),
+        None => {
+            if pkt.protocol == packet::IPPROTO_TCP
+                && pkt.tcp_flags & (packet::TCP_SYN | packet::TCP_ACK) != packet::TCP_SYN
+            {
+                // Not a connection opener, yet untracked: its entry was evicted (or
+                // removed by a policy change). Decided below as a new flow.
+                events::count(reason::CONNTRACK_MISS_ESTABLISHED);
+            }
+            (dir, pkt.dport)
+        }
     };
 
     let Some(ep) = endpoint::resolve(ctx, slot) else {
@@ -131,7 +153,7 @@ fn decide(ctx: &SkBuffContext, dir: u8) -> i32 {
             return PASS;
         }
         if tracked.is_some() {
-            let _ = CT.remove(&ct_key);
+            untrack(&ct_key);
         }
         return DROP;
     };
@@ -153,8 +175,10 @@ fn decide(ctx: &SkBuffContext, dir: u8) -> i32 {
     let (decision, rule_ref) = (d.verdict, d.rule_ref);
     events::count(d.reason);
 
-    if decision != verdicts::ALLOW {
-        let config = CONFIG.get(slot).copied().unwrap_or_default();
+    let config = CONFIG.get(slot).copied().unwrap_or_default();
+    let report = decision != verdicts::ALLOW
+        || (tracked.is_none() && config.flags & node_flags::ALLOW_EVENTS != 0);
+    if report {
         events::emit(ep.cgroup_id, &config, |e: &mut FlowEvent| {
             e.cgroup_id = ep.cgroup_id;
             e.local_addr = ct_key.local_addr;
@@ -174,7 +198,7 @@ fn decide(ctx: &SkBuffContext, dir: u8) -> i32 {
     }
     if decision == verdicts::DENY {
         if tracked.is_some() {
-            let _ = CT.remove(&ct_key);
+            untrack(&ct_key);
         }
         return DROP;
     }
@@ -196,13 +220,57 @@ fn decide(ctx: &SkBuffContext, dir: u8) -> i32 {
         rule_ref,
         _reserved: 0,
     };
-    if let Err(err) = CT.insert(&ct_key, &entry, 0) {
-        // The packet itself was allowed; its replies, if their direction is isolated,
-        // will be re-decided by policy (fail closed), not passed.
-        events::count(reason::CONNTRACK_INSERT_FAILED);
-        aya_log_ebpf::warn!(ctx, "palisade: conntrack insert failed: {}", err);
+    // A full LRU table makes room by evicting its least recently used entry; an insert
+    // fails only when the kernel finds no element to reuse at all.
+    match CT.insert(&ct_key, &entry, u64::from(BPF_NOEXIST)) {
+        Ok(()) => events::count(reason::CONNTRACK_CREATED),
+        Err(EEXIST) => {}
+        Err(err) => {
+            // The packet itself was allowed; its replies, if their direction is
+            // isolated, will be re-decided by policy (fail closed), not passed.
+            events::count(reason::CONNTRACK_INSERT_FAILED);
+            aya_log_ebpf::warn!(ctx, "palisade: conntrack insert failed: {}", err);
+        }
     }
     PASS
+}
+
+/// Deletes a flow's entry because policy no longer allows it, counting the deletion
+/// (user space derives evictions from created, removed and live entries).
+#[inline(always)]
+fn untrack(key: &CtKey) {
+    if CT.remove(key).is_ok() {
+        events::count(reason::CONNTRACK_REMOVED);
+    }
+}
+
+/// Whether an ICMP/ICMPv6 error is about a flow tracked under `generation`: the
+/// quoted packet, turned into the conntrack key of the side it was sent by, has an
+/// entry. An error leaving an endpoint quotes a packet the endpoint received, so it
+/// must go back to that packet's sender from the address it was sent to (nothing
+/// else: a raw socket cannot use a tracked flow to reach a third party); an error
+/// arriving quotes a packet the endpoint sent, and may come from any router on the
+/// way. A stale entry (older generation) does not count: the error is then decided
+/// by policy as ICMP, and the flow's own next packet revalidates the entry.
+///
+#[inline(always)]
+fn related_icmp(
+    ctx: &SkBuffContext,
+    pkt: &packet::Packet,
+    outer: &CtKey,
+    egress: bool,
+    generation: u32,
+) -> bool {
+    let Some(key) = packet::quoted_key(ctx, pkt, !egress) else {
+        return false;
+    };
+    // The error goes to (or comes from) the flow's own endpoint address; leaving, it
+    // also goes back to the flow's peer.
+    if key.local_addr != outer.local_addr || (egress && key.remote_addr != outer.remote_addr) {
+        return false;
+    }
+    // SAFETY: plain data, read at once.
+    unsafe { CT.get(&key) }.is_some_and(|ct| ct.generation == generation)
 }
 
 #[cfg(not(test))]

@@ -42,7 +42,14 @@ pub const REASON_NAMES: [&str; palisade_abi::reason::COUNT as usize] = [
     "event_dropped",
     "denied_fragment",
     "event_rate_limited",
+    "allowed_related_icmp",
+    "conntrack_created",
+    "conntrack_removed",
+    "conntrack_miss_established",
 ];
+
+/// The conntrack table, for counting its live entries (see `standalone::conntrack`).
+pub type ConntrackMap = aya::maps::HashMap<MapData, palisade_abi::CtKey, palisade_abi::CtValue>;
 
 pub struct Datapath {
     ebpf: Ebpf,
@@ -52,6 +59,8 @@ pub struct Datapath {
     counters: PerCpuArray<MapData, u64>,
     /// aya-log's reader for the programs' log statements; must stay alive.
     pub logger: Option<KernelLogger>,
+    /// Taken by whoever watches conntrack occupancy.
+    pub conntrack: Option<ConntrackMap>,
 }
 
 /// How a program ended up attached.
@@ -89,9 +98,17 @@ impl Datapath {
 
     /// Loads the programs, creating or adopting the pinned maps under `layout`.
     pub fn load(layout: &PinLayout) -> Result<Self> {
+        Self::load_with_conntrack(layout, palisade_abi::capacity::CONNTRACK)
+    }
+
+    /// [`load`](Self::load), creating the conntrack table with `conntrack_max`
+    /// entries. A pinned table is adopted whatever its size (see
+    /// [`conntrack_max_entries`](Self::conntrack_max_entries)).
+    pub fn load_with_conntrack(layout: &PinLayout, conntrack_max: u32) -> Result<Self> {
         layout.create_dirs()?;
         let object = ebpf_object::bytes()?;
         let mut ebpf = EbpfLoader::new()
+            .map_max_entries(map_names::CONNTRACK, conntrack_max)
             .default_map_pin_directory(layout.maps_dir())
             .load(object)
             .context(
@@ -131,12 +148,14 @@ impl Datapath {
         };
         let events = Some(take_map(&mut ebpf, map_names::EVENTS)?);
         let counters = take_map(&mut ebpf, map_names::COUNTERS)?;
+        let conntrack = Some(take_map(&mut ebpf, map_names::CONNTRACK)?);
         Ok(Self {
             ebpf,
             tables,
             events,
             counters,
             logger,
+            conntrack,
         })
     }
 

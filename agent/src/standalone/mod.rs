@@ -1,19 +1,23 @@
 //! `palisade-agent standalone`: enforcement on one machine from a directory of
 //! manifests, with no Kubernetes. Compiles with the same library the controller uses,
 //! publishes to the kernel, reloads when a file changes (inotify, plus a periodic
-//! resync that also picks up pod cgroups created later), and serves health and status.
+//! resync that also picks up pod cgroups created later), serves health and status,
+//! and, with `--events-addr`, the flow event stream.
 
+mod conntrack;
 mod reconcile;
 
 use crate::datapath::{Datapath, KernelLogger};
+use crate::events::hub::EventHub;
 use crate::pins::{self, PinLayout};
-use crate::status::{EventNames, PendingPod, Shared, Status};
+use crate::status::{EventNames, EventsStatus, GenerationNames, PendingPod, Shared, Status};
 use crate::{cgroupfs, events, health, preflight};
 use anyhow::{Context, Result};
+use conntrack::ConntrackWatch;
 use notify::{RecursiveMode, Watcher};
-use palisade_abi::{ABI_VERSION, NodeConfig};
+use palisade_abi::{ABI_VERSION, NodeConfig, node_flags};
 use reconcile::{PassReport, Reconciler};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -37,6 +41,12 @@ pub struct Options {
     /// Flow events each endpoint may emit per second, and in a burst.
     pub events_per_second: u32,
     pub event_burst: u32,
+    /// Report allowed new flows too, not only denied and audit-denied ones.
+    pub allow_events: bool,
+    /// Where to serve the flow event stream (`GET /events`); None: not served.
+    pub events_addr: Option<SocketAddr>,
+    /// Size of the conntrack table when this agent creates it.
+    pub conntrack_max: u32,
 }
 
 pub async fn run(opts: Options) -> Result<()> {
@@ -52,7 +62,11 @@ pub async fn run(opts: Options) -> Result<()> {
     }
     pins::ensure_bpffs(&opts.pin_path, true)?;
     let layout = PinLayout::new(&opts.pin_path);
-    let mut datapath = Datapath::load(&layout)?;
+    let mut datapath = Datapath::load_with_conntrack(&layout, opts.conntrack_max)?;
+    let mut conntrack = match datapath.conntrack.take() {
+        Some(map) => Some(ConntrackWatch::new(map, opts.conntrack_max)?),
+        None => None,
+    };
 
     let lsm = match crate::lsm::detect() {
         Ok(lsm) => {
@@ -80,12 +94,22 @@ pub async fn run(opts: Options) -> Result<()> {
         cgroup_root: root.display().to_string(),
         generation: datapath.tables.current_generation()?,
         lsm,
+        events: EventsStatus {
+            stream_addr: opts.events_addr.map(|a| a.to_string()),
+            allow_events: opts.allow_events,
+            ..Default::default()
+        },
         ..Default::default()
     };
     let mut health = tokio::spawn(health::serve(opts.health_addr, shared.clone()));
+    let hub = Arc::new(EventHub::default());
     if let Some(ring) = datapath.events.take() {
-        tokio::spawn(events::run(ring, shared.clone()));
+        tokio::spawn(events::run(ring, shared.clone(), hub.clone()));
     }
+    let mut stream = match opts.events_addr {
+        Some(addr) => tokio::spawn(events::stream::serve(addr, hub.clone())),
+        None => tokio::spawn(std::future::pending()),
+    };
     if let Some(logger) = datapath.logger.take() {
         tokio::spawn(poll_kernel_logs(logger));
     }
@@ -106,7 +130,11 @@ pub async fn run(opts: Options) -> Result<()> {
         root.clone(),
         NodeConfig {
             unknown_endpoint_verdict: u32::from(opts.unknown_endpoint_verdict),
-            flags: 0,
+            flags: if opts.allow_events {
+                node_flags::ALLOW_EVENTS
+            } else {
+                0
+            },
             events_per_second: opts.events_per_second,
             event_burst: opts.event_burst,
         },
@@ -138,7 +166,15 @@ pub async fn run(opts: Options) -> Result<()> {
             }
         };
         match datapath.counters() {
-            Ok(packets) => shared.status.write().expect("status lock").packets = packets,
+            Ok(packets) => {
+                let sampled = conntrack.as_mut().and_then(|c| c.sample(&packets));
+                let mut status = shared.status.write().expect("status lock");
+                if let Some(ct) = sampled {
+                    status.conntrack = ct;
+                }
+                record_events(&mut status, &packets, &hub);
+                status.packets = packets;
+            }
             Err(e) => tracing::warn!(error = %format!("{e:#}"), "reading packet counters"),
         }
         tokio::select! {
@@ -153,6 +189,12 @@ pub async fn run(opts: Options) -> Result<()> {
                 match res {
                     Ok(Err(e)) => return Err(e),
                     other => anyhow::bail!("health server stopped: {other:?}"),
+                }
+            }
+            res = &mut stream => {
+                match res {
+                    Ok(Err(e)) => return Err(e),
+                    other => anyhow::bail!("event stream server stopped: {other:?}"),
                 }
             }
         }
@@ -184,11 +226,16 @@ fn record_success(shared: &Shared, report: PassReport, warned: &mut BTreeSet<Pen
         );
         status.generation = stats.generation;
         let mut names = shared.names.write().expect("names lock");
-        let rules = Arc::new(report.compiled.rules.clone());
-        names.rules.insert(stats.generation, rules);
-        while names.rules.len() > 2 {
-            let oldest = *names.rules.keys().next().expect("non-empty");
-            names.rules.remove(&oldest);
+        names.generations.insert(
+            stats.generation,
+            Arc::new(GenerationNames {
+                compiled: report.compiled.clone(),
+                isolating: report.isolating.as_ref().clone(),
+            }),
+        );
+        while names.generations.len() > 2 {
+            let oldest = *names.generations.keys().next().expect("non-empty");
+            names.generations.remove(&oldest);
         }
         *names = EventNames {
             pods_by_cgroup: report
@@ -196,7 +243,8 @@ fn record_success(shared: &Shared, report: PassReport, warned: &mut BTreeSet<Pen
                 .iter()
                 .map(|(pod, id)| (*id, pod.clone()))
                 .collect(),
-            rules: std::mem::take(&mut names.rules),
+            pods_by_ip: report.pods_by_ip.as_ref().clone(),
+            generations: std::mem::take(&mut names.generations),
         };
     }
     status.manifest_hash = Some(report.applied_hash.clone());
@@ -205,6 +253,19 @@ fn record_success(shared: &Shared, report: PassReport, warned: &mut BTreeSet<Pen
     status.last_error = None;
     status.endpoints = report.cgroup_ids.len();
     status.pending = report.pending;
+}
+
+/// `/status.events` from the kernel counters and the stream's own.
+fn record_events(status: &mut Status, packets: &BTreeMap<&'static str, u64>, hub: &EventHub) {
+    let counter = |name: &str| packets.get(name).copied().unwrap_or(0);
+    status.events = EventsStatus {
+        received: hub.received(),
+        ring_buffer_full: counter("event_dropped"),
+        rate_limited: counter("event_rate_limited"),
+        stream_lagged: hub.lagged(),
+        subscribers: hub.subscribers(),
+        ..std::mem::take(&mut status.events)
+    };
 }
 
 async fn poll_kernel_logs(logger: KernelLogger) -> Result<()> {

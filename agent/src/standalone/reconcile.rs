@@ -9,7 +9,7 @@ use crate::status::PendingPod;
 use anyhow::{Context, Result};
 use palisade_abi::{EndpointInfo, NodeConfig};
 use palisade_policy::compile::{self, tables::CompiledCluster};
-use palisade_policy::model::ObjectRef;
+use palisade_policy::model::{Cluster, Direction, ObjectRef};
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -25,6 +25,10 @@ pub struct Reconciler {
     compiled: Option<(String, Arc<CompiledCluster>)>,
     /// Addresses of the pods of those manifests.
     pod_ips: BTreeMap<ObjectRef, Vec<IpAddr>>,
+    /// The same, by address (for naming the peers of flow events).
+    pods_by_ip: Arc<BTreeMap<IpAddr, ObjectRef>>,
+    /// NetworkPolicies isolating this node's pods (for naming isolation defaults).
+    isolating: Arc<Isolating>,
     /// The inputs of the state last published (manifest hash, cgroup ids): the desired
     /// state is a function of them, so an unchanged pair needs no rebuild.
     published_inputs: Option<(String, BTreeMap<ObjectRef, u64>)>,
@@ -41,7 +45,12 @@ pub struct PassReport {
     pub pending: Vec<PendingPod>,
     /// Set when the kernel tables were rewritten.
     pub published: Option<ApplyStats>,
+    pub pods_by_ip: Arc<BTreeMap<IpAddr, ObjectRef>>,
+    pub isolating: Arc<Isolating>,
 }
+
+/// (pod, direction) -> the NetworkPolicies that isolate the pod in that direction.
+pub type Isolating = BTreeMap<(ObjectRef, Direction), Vec<ObjectRef>>;
 
 /// A pass that could not apply the manifests on disk.
 pub struct PassError {
@@ -69,6 +78,8 @@ impl Reconciler {
             config,
             compiled: None,
             pod_ips: BTreeMap::new(),
+            pods_by_ip: Arc::default(),
+            isolating: Arc::default(),
             published_inputs: None,
             own_cgroup,
         }
@@ -98,6 +109,15 @@ impl Reconciler {
                 .iter()
                 .map(|(pod, p)| (pod.clone(), p.ips.clone()))
                 .collect();
+            self.pods_by_ip = Arc::new(
+                cluster
+                    .pods
+                    .iter()
+                    .filter(|(_, p)| !p.host_network)
+                    .flat_map(|(pod, p)| p.ips.iter().map(move |ip| (*ip, pod.clone())))
+                    .collect(),
+            );
+            self.isolating = Arc::new(isolating(&cluster, &self.node));
             self.compiled = Some((set.hash.clone(), Arc::new(compiled)));
         }
         let (applied_hash, compiled) = self.compiled.clone().expect("set above");
@@ -120,6 +140,8 @@ impl Reconciler {
             cgroup_ids,
             pending,
             published,
+            pods_by_ip: self.pods_by_ip.clone(),
+            isolating: self.isolating.clone(),
         })
     }
 
@@ -186,4 +208,32 @@ impl Reconciler {
         }
         (ids, pending)
     }
+}
+
+/// For each pod of `node` and direction, the NetworkPolicies of its namespace that
+/// select it and list the direction in `policyTypes` (as `palisadectl check` names
+/// an isolation default).
+fn isolating(cluster: &Cluster, node: &str) -> Isolating {
+    let mut out = Isolating::new();
+    for (pod_ref, pod) in &cluster.pods {
+        if pod.node_name.as_deref() != Some(node) {
+            continue;
+        }
+        for direction in [Direction::Ingress, Direction::Egress] {
+            let policies: Vec<ObjectRef> = cluster
+                .network_policies
+                .iter()
+                .filter(|(policy_ref, policy)| {
+                    policy_ref.namespace == pod.namespace
+                        && policy.isolates(direction)
+                        && policy.pod_selector.matches(&pod.labels)
+                })
+                .map(|(policy_ref, _)| policy_ref.clone())
+                .collect();
+            if !policies.is_empty() {
+                out.insert((pod_ref.clone(), direction), policies);
+            }
+        }
+    }
+    out
 }
