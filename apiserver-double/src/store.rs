@@ -830,7 +830,7 @@ impl Store {
                 .and_then(Value::as_array)
                 .is_none_or(Vec::is_empty);
         if finalized {
-            return Ok(self.commit(rt, Some(old), None));
+            return Ok(self.commit_delete(rt, old, new));
         }
         Ok(self.commit(rt, Some(old), Some(new)))
     }
@@ -908,10 +908,12 @@ impl Store {
                 })
                 .collect();
             for (t, object) in contained {
-                self.commit(&t, Some(object), None);
+                let last = (*object).clone();
+                self.commit_delete(&t, object, last);
             }
         }
-        Ok(self.commit(rt, Some(old), None))
+        let last = (*old).clone();
+        Ok(self.commit_delete(rt, old, last))
     }
 
     fn check_size(&self, object: &Value) -> Result<(), ApiError> {
@@ -932,6 +934,21 @@ impl Store {
         old: Option<Arc<Value>>,
         new: Option<Value>,
     ) -> Arc<Value> {
+        self.record(rt, old, new, None)
+    }
+
+    /// Removes an object; `last` is its final state, sent with the DELETED event.
+    fn commit_delete(&mut self, rt: &ResourceType, old: Arc<Value>, last: Value) -> Arc<Value> {
+        self.record(rt, Some(old), None, Some(last))
+    }
+
+    fn record(
+        &mut self,
+        rt: &ResourceType,
+        old: Option<Arc<Value>>,
+        new: Option<Value>,
+        last: Option<Value>,
+    ) -> Arc<Value> {
         self.revision += 1;
         let revision = self.revision;
         let key = rt.key();
@@ -947,7 +964,7 @@ impl Store {
                 (kind, Arc::new(object))
             }
             None => {
-                let mut last = (**old.as_ref().expect("a deletion has an old object")).clone();
+                let mut last = last.expect("a deletion has a last state");
                 metadata_mut(&mut last)
                     .insert("resourceVersion".into(), json!(revision.to_string()));
                 (EventType::Deleted, Arc::new(last))

@@ -133,3 +133,20 @@ async fn a_stopped_server_refuses_connections_and_comes_back_with_its_state() {
         Some("a")
     );
 }
+
+#[tokio::test]
+async fn delayed_responses_still_complete_and_are_logged() {
+    let double = double().await;
+    double.set_response_delay(Some(std::time::Duration::from_millis(50)));
+    let client = double.client();
+    namespace(&client, "ns").await;
+    double.set_response_delay(None);
+    let records = double.requests();
+    assert_eq!(records.len(), 1);
+    assert_eq!(
+        (records[0].verb, records[0].code, records[0].plural.as_str()),
+        (Verb::Create, 201, "namespaces")
+    );
+    // kube sends no user agent and create names no manager.
+    assert_eq!(records[0].field_manager, "unknown");
+}

@@ -304,3 +304,19 @@ async fn a_reflector_on_a_node_field_selector_mirrors_that_nodes_pods() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_watch_ends_at_its_timeout() {
+    let double = double().await;
+    let client = double.client();
+    namespace(&client, "ns").await;
+    let pods: Api<Pod> = Api::namespaced(client, "ns");
+    let start = double.revision().to_string();
+    let params = WatchParams::default().timeout(1).disable_bookmarks();
+    let mut events = pods.watch(&params, &start).await.unwrap().boxed();
+    let ended = tokio::time::timeout(DEADLINE, events.next())
+        .await
+        .expect("the watch ends");
+    assert!(ended.is_none());
+    wait_until("the watcher unregistered", || double.watch_count() == 0).await;
+}
