@@ -7,6 +7,11 @@
 //! null for cluster-scoped policies, `rule` is null for the default deny of an isolated
 //! pod (then `decided_by` lists every policy that isolates it). Egress entries come
 //! first: the source decides before the destination.
+//!
+//! A flow to a Service address adds `"service": {"name": "ns/name", "backends":
+//! [{"address", "port", "pod", "verdict", "ingress", "egress", "decided_by"}]}` (`pod`
+//! null for a backend no known pod has); the top-level sides and `decided_by` are
+//! those of the strictest backend.
 
 use super::endpoint::{End, PodIndex};
 use super::query::Query;
@@ -26,6 +31,25 @@ pub struct FlowJson<'a> {
     pub ingress: &'static str,
     pub egress: &'static str,
     pub decided_by: Vec<DecidedBy<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub service: Option<ServiceJson<'a>>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ServiceJson<'a> {
+    pub name: String,
+    pub backends: Vec<BackendJson<'a>>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct BackendJson<'a> {
+    pub address: IpAddr,
+    pub port: u16,
+    pub pod: Option<String>,
+    pub verdict: &'static str,
+    pub ingress: &'static str,
+    pub egress: &'static str,
+    pub decided_by: Vec<DecidedBy<'a>>,
 }
 
 #[derive(Debug, Serialize)]
@@ -41,20 +65,23 @@ pub struct DecidedBy<'a> {
 
 impl<'a> FlowJson<'a> {
     pub fn new(query: &'a Query, outcome: &'a Outcome) -> Self {
-        let decided_by = [&outcome.egress, &outcome.ingress]
-            .into_iter()
-            .flat_map(|side| {
-                side.causes.iter().map(|cause| DecidedBy {
-                    side: side.direction.as_str(),
-                    tier: &cause.tier,
-                    kind: &cause.kind,
-                    namespace: cause.namespace.as_deref(),
-                    name: &cause.name,
-                    rule: cause.rule,
-                    action: &cause.action,
+        let causes = decided_by(outcome);
+        let service = outcome.via_service.as_ref().map(|via| ServiceJson {
+            name: format!("{}/{}", via.service.namespace, via.service.name),
+            backends: via
+                .backends
+                .iter()
+                .map(|backend| BackendJson {
+                    address: backend.dst,
+                    port: backend.service.port,
+                    pod: backend.to.pod().map(|_| backend.to.name()),
+                    verdict: backend.verdict.as_str(),
+                    ingress: backend.ingress.verdict.as_str(),
+                    egress: backend.egress.verdict.as_str(),
+                    decided_by: decided_by(backend),
                 })
-            })
-            .collect();
+                .collect(),
+        });
         Self {
             from: &query.from.text,
             to: &query.to.text,
@@ -63,9 +90,28 @@ impl<'a> FlowJson<'a> {
             verdict: outcome.verdict.as_str(),
             ingress: outcome.ingress.verdict.as_str(),
             egress: outcome.egress.verdict.as_str(),
-            decided_by,
+            decided_by: causes,
+            service,
         }
     }
+}
+
+/// The causes of both sides, egress first.
+fn decided_by<'a>(outcome: &'a Outcome) -> Vec<DecidedBy<'a>> {
+    [&outcome.egress, &outcome.ingress]
+        .into_iter()
+        .flat_map(|side| {
+            side.causes.iter().map(|cause| DecidedBy {
+                side: side.direction.as_str(),
+                tier: &cause.tier,
+                kind: &cause.kind,
+                namespace: cause.namespace.as_deref(),
+                name: &cause.name,
+                rule: cause.rule,
+                action: &cause.action,
+            })
+        })
+        .collect()
 }
 
 /// The flow as one line of JSON (no newline).
@@ -86,9 +132,41 @@ pub fn human(outcome: &Outcome, index: &PodIndex) -> String {
         describe_end(&outcome.to, outcome.dst, index),
         outcome.service,
     );
+    if let Some(via) = &outcome.via_service {
+        let mut text = format!(
+            "{header}\n\n{} is Service {}/{}: the datapath sends the flow to one of its {} \
+             backend(s), each decided on its own; the strictest decides.",
+            outcome.dst,
+            via.service.namespace,
+            via.service.name,
+            via.backends.len()
+        );
+        if via.backends.is_empty() {
+            text.push_str(" It has none, so the connection is refused at the source.");
+        }
+        for backend in &via.backends {
+            text.push_str("\n\n");
+            text.push_str(&indented(&human(backend, index)));
+        }
+        return text;
+    }
     let egress = paragraph(outcome, &outcome.egress, index);
     let ingress = paragraph(outcome, &outcome.ingress, index);
     format!("{header}\n\n{egress}\n\n{ingress}")
+}
+
+/// `text` with every non-empty line indented, for a backend under its Service.
+fn indented(text: &str) -> String {
+    text.lines()
+        .map(|line| {
+            if line.is_empty() {
+                String::new()
+            } else {
+                format!("  {line}")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// `x/a (10.0.1.1)`, `203.0.113.7 (outside the cluster)`, `172.18.0.2 (node n1)`.
@@ -197,6 +275,10 @@ fn paragraph(outcome: &Outcome, side: &Side, index: &PodIndex) -> String {
         Basis::Default => format!(
             "No rule matches {service} {toward} {peer}; {verdict} is the default for {name}'s \
              {direction} traffic."
+        ),
+        Basis::NoBackends => format!(
+            "{peer} is a Service address without backends: the datapath refuses the \
+             connection at the source."
         ),
         Basis::NoEntry => format!(
             "The compiled tables hold no entry for {service} {toward} {peer}, so it is \

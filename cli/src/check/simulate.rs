@@ -8,10 +8,17 @@
 //! (`ClusterEvaluator::endpoint` + `TableEvaluator::decide`), which is all `flow`
 //! does besides choosing addresses. A pod talking to itself is loopback, which the
 //! kernel programs always pass.
+//!
+//! A flow to a Service address and port (`ip:VIP` with a port the Service exposes) is
+//! decided as the datapath decides it: the socket hooks translate it to a backend
+//! before any packet exists, so each backend is decided as a direct flow to the
+//! backend's address and target port, and the Service flow's verdict is the strictest
+//! of its backends' (a Service without backends is refused at the source). See
+//! `palisade_policy::evaluate::services`.
 
 use super::endpoint::{End, PodIndex};
 use super::protocol::Service;
-use palisade_policy::compile::tables::{CompiledCluster, RuleInfo, Verdict};
+use palisade_policy::compile::tables::{CompiledCluster, RuleInfo, ServiceEntry, Verdict};
 use palisade_policy::evaluate::{ClusterEvaluator, IpFamily, Reason, strictest};
 use palisade_policy::model::{Cluster, Direction, ObjectRef, Pod};
 use std::net::IpAddr;
@@ -39,6 +46,20 @@ pub struct Outcome<'a> {
     pub ingress: Side,
     /// The strictest of the two sides.
     pub verdict: Verdict,
+    /// Set when `to` is a Service address and port: the flow goes to one of its
+    /// backends, each decided on its own; `egress` and `ingress` are then those of
+    /// the strictest backend.
+    pub via_service: Option<ServiceOutcome<'a>>,
+}
+
+/// A flow to a Service address, per backend.
+#[derive(Clone, Debug)]
+pub struct ServiceOutcome<'a> {
+    /// The Service, namespace/name.
+    pub service: ObjectRef,
+    /// One per backend, in the Service table's order: the flow to the backend's
+    /// address and target port.
+    pub backends: Vec<Outcome<'a>>,
 }
 
 /// The decision at one end of a flow.
@@ -77,6 +98,9 @@ pub enum Basis {
     Isolation,
     /// No rule matched and the default for the pod in this direction decided.
     Default,
+    /// The destination is a Service address with no backends: the datapath refuses
+    /// the flow at the source.
+    NoBackends,
     /// The tables hold no entry at all for the flow: denied, fail closed.
     NoEntry,
 }
@@ -171,6 +195,30 @@ impl<'a> Simulator<'a> {
         family: Option<IpFamily>,
     ) -> Result<Outcome<'a>, AddressError> {
         let (src, dst) = addresses(&from, &to, family)?;
+        if let End::External { .. } = to {
+            let protocol = service.protocol.number();
+            let entry = palisade_policy::evaluate::services::service(
+                self.compiled,
+                dst,
+                service.port,
+                protocol,
+            );
+            if let Some(entry) = entry {
+                return self.check_service(from, to, (src, dst), service, entry);
+            }
+        }
+        self.check_direct(from, to, (src, dst), service)
+    }
+
+    /// Decides the flow from `from` at `src` to `to` at `dst`, as addressed (no
+    /// Service translation: the datapath translates once).
+    fn check_direct(
+        &self,
+        from: End<'a>,
+        to: End<'a>,
+        (src, dst): (IpAddr, IpAddr),
+        service: Service,
+    ) -> Result<Outcome<'a>, AddressError> {
         let loopback = match (from.pod(), to.pod()) {
             (Some(a), Some(b)) => a.namespace == b.namespace && a.name == b.name,
             _ => false,
@@ -195,6 +243,62 @@ impl<'a> Simulator<'a> {
             verdict: strictest(egress.verdict, ingress.verdict),
             egress,
             ingress,
+            via_service: None,
+        })
+    }
+
+    /// Decides a flow to the Service address `to` (whose table entry is `entry`):
+    /// each backend as a direct flow from `src` to the backend's address and port.
+    fn check_service(
+        &self,
+        from: End<'a>,
+        to: End<'a>,
+        (src, dst): (IpAddr, IpAddr),
+        service: Service,
+        entry: &ServiceEntry,
+    ) -> Result<Outcome<'a>, AddressError> {
+        let backends = entry
+            .backends
+            .iter()
+            .map(|backend| {
+                let port = Service {
+                    port: backend.port,
+                    ..service
+                };
+                let to = self.index.address(backend.address);
+                self.check_direct(from, to, (src, backend.address.to_canonical()), port)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let strictest_side = |side: fn(&Outcome<'a>) -> Side| {
+            backends.iter().map(side).reduce(|a, b| {
+                if strictest(a.verdict, b.verdict) == a.verdict {
+                    a
+                } else {
+                    b
+                }
+            })
+        };
+        let egress = strictest_side(|o| o.egress.clone()).unwrap_or(Side {
+            direction: Direction::Egress,
+            verdict: Verdict::Deny,
+            basis: Basis::NoBackends,
+            causes: Vec::new(),
+        });
+        let ingress = strictest_side(|o| o.ingress.clone())
+            .unwrap_or_else(|| Side::plain(Direction::Ingress, Basis::External));
+        Ok(Outcome {
+            from,
+            to,
+            src,
+            dst,
+            service,
+            verdict: strictest(egress.verdict, ingress.verdict),
+            egress,
+            ingress,
+            via_service: Some(ServiceOutcome {
+                service: entry.service.clone(),
+                backends,
+            }),
         })
     }
 

@@ -89,6 +89,30 @@ spec:
   egress:
     - to: [{namespaceSelector: {matchLabels: {team: shop}}, podSelector: {matchLabels: {app: frontend}}}]
       ports: [{port: http}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web, namespace: shop}
+spec:
+  clusterIP: 10.96.0.10
+  selector: {app: frontend}
+  ports: [{name: http, port: 80, targetPort: http}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: database, namespace: shop}
+spec:
+  clusterIP: 10.96.0.20
+  selector: {app: db}
+  ports: [{port: 5432}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: empty, namespace: shop}
+spec:
+  clusterIP: 10.96.0.30
+  selector: {app: nobody}
+  ports: [{port: 80}]
 "#;
 
 #[derive(Debug, Parser)]
@@ -636,4 +660,87 @@ fn agrees_with_the_library_flow_for_pod_pairs() {
             }
         }
     }
+}
+
+#[test]
+fn a_service_address_is_decided_per_backend_at_its_target_port() {
+    // Service port 80 -> frontend's named port http (8080), which frontend-public
+    // opens and runner-egress allows.
+    let v = json_of(&[
+        "--from",
+        "sandbox/runner",
+        "--to",
+        "ip:10.96.0.10",
+        "--port",
+        "80",
+    ]);
+    assert_eq!(v["verdict"], "allow", "{v}");
+    assert_eq!(v["port"], 80);
+    let service = &v["service"];
+    assert_eq!(service["name"], "shop/web");
+    let backends = service["backends"].as_array().unwrap();
+    assert_eq!(backends.len(), 1, "{v}");
+    assert_eq!(backends[0]["pod"], "shop/frontend");
+    assert_eq!(backends[0]["port"], 8080);
+    assert_eq!(backends[0]["address"], "10.90.0.11");
+    assert_eq!(backends[0]["verdict"], "allow");
+    // The same flow straight to the backend decides the same.
+    let direct = json_of(&[
+        "--from",
+        "sandbox/runner",
+        "--to",
+        "shop/frontend",
+        "--port",
+        "8080",
+    ]);
+    assert_eq!(direct["verdict"], backends[0]["verdict"]);
+    assert_eq!(direct["decided_by"], backends[0]["decided_by"]);
+
+    // The database Service: runner's egress allowlist does not reach db.
+    let v = json_of(&[
+        "--from",
+        "sandbox/runner",
+        "--to",
+        "ip:10.96.0.20",
+        "--port",
+        "5432",
+    ]);
+    assert_eq!(v["verdict"], "deny", "{v}");
+    assert_eq!(v["egress"], "deny");
+    assert_eq!(v["decided_by"], v["service"]["backends"][0]["decided_by"]);
+
+    // A port the Service does not expose is no Service flow: the address is external.
+    let v = json_of(&[
+        "--from",
+        "shop/frontend",
+        "--to",
+        "ip:10.96.0.20",
+        "--port",
+        "80",
+    ]);
+    assert!(v.get("service").is_none(), "{v}");
+
+    // Without backends the source refuses it.
+    let v = json_of(&[
+        "--from",
+        "shop/frontend",
+        "--to",
+        "ip:10.96.0.30",
+        "--port",
+        "80",
+    ]);
+    assert_eq!(v["verdict"], "deny", "{v}");
+    assert_eq!(v["egress"], "deny");
+    assert_eq!(v["service"]["backends"], json!([]));
+    let text = run(&[
+        "--from",
+        "shop/frontend",
+        "--to",
+        "ip:10.96.0.30",
+        "--port",
+        "80",
+    ])
+    .unwrap();
+    assert!(text.contains("Service shop/empty"), "{text}");
+    assert!(text.contains("refused at the source"), "{text}");
 }
