@@ -4,10 +4,14 @@
 //!
 //! - `datapath`: per-packet cost of the cgroup_skb program with BPF_PROG_TEST_RUN, for
 //!   growing ip caches and identity counts (the curve must stay flat);
-//! - `compile`: the policy compiler on a 5,000-node, 150,000-pod synthetic cluster.
+//! - `compile`: the policy compiler on a 5,000-node, 150,000-pod synthetic cluster;
+//! - `throughput`: iperf3, round trips and connection rate across a veth pair with no
+//!   program, palisade, iptables and nftables, each with the same 10,000 rules.
 
 mod compile;
 mod datapath;
+mod load;
+mod throughput;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -32,11 +36,26 @@ enum Command {
     },
     /// The compiler at cluster scale (no privileges needed).
     Compile,
+    /// Throughput, latency and connection rate against iptables and nftables (needs
+    /// root, iperf3, iptables and nftables).
+    Throughput {
+        /// Seconds per measurement.
+        #[arg(long, default_value_t = 5)]
+        seconds: u64,
+    },
+    /// A load generator, run by `throughput` inside an emulated pod.
+    #[command(hide = true)]
+    Load {
+        #[arg(num_args = 4)]
+        args: Vec<String>,
+    },
 }
 
 fn main() -> Result<()> {
     match Cli::parse().command {
         Command::Datapath { repeat, rounds } => datapath::run(repeat, rounds),
         Command::Compile => compile::run(),
+        Command::Throughput { seconds } => throughput::run(seconds),
+        Command::Load { args } => load::run(&args),
     }
 }

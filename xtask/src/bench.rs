@@ -6,11 +6,17 @@ use crate::{build, paths, setup};
 use anyhow::Result;
 use std::process::Command;
 
+/// What the throughput benchmark compares palisade with, and measures with.
+const BENCH_PACKAGES: &[&str] = &["iperf3", "iptables", "nftables"];
+
 pub fn run() -> Result<()> {
     setup::run()?;
+    setup::install_debian_packages(BENCH_PACKAGES)?;
     build::run()?;
     step("datapath per-packet cost (BPF_PROG_TEST_RUN)");
     status(Command::new(paths::release_bin("palisade-bench")).arg("datapath"))?;
     step("policy compiler at cluster scale");
-    status(Command::new(paths::release_bin("palisade-bench")).arg("compile"))
+    status(Command::new(paths::release_bin("palisade-bench")).arg("compile"))?;
+    step("throughput, latency and connection rate against iptables and nftables");
+    status(Command::new(paths::release_bin("palisade-bench")).arg("throughput"))
 }

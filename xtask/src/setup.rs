@@ -15,7 +15,7 @@ const APT_PACKAGES: &[&str] = &["rustc-web", "cargo-web", "rust-web-src", "iprou
 const BPF_LINKER_VERSION: &str = "0.13.0";
 
 pub fn run() -> Result<()> {
-    install_debian_packages()?;
+    install_debian_packages(APT_PACKAGES)?;
     check_ebpf_compiler()?;
     install_bpf_linker()?;
     eprintln!(
@@ -25,15 +25,16 @@ pub fn run() -> Result<()> {
     Ok(())
 }
 
-fn install_debian_packages() -> Result<()> {
+/// Installs the Debian `packages` that are missing (needs root).
+pub fn install_debian_packages(packages: &[&str]) -> Result<()> {
     step("Debian packages");
-    let missing: Vec<&str> = APT_PACKAGES
+    let missing: Vec<&str> = packages
         .iter()
         .copied()
         .filter(|p| !dpkg_installed(p))
         .collect();
     if missing.is_empty() {
-        eprintln!("    all present: {}", APT_PACKAGES.join(" "));
+        eprintln!("    all present: {}", packages.join(" "));
         return Ok(());
     }
     eprintln!("    missing: {}", missing.join(" "));
