@@ -10,6 +10,7 @@ pub mod desired;
 pub mod ebpf_object;
 pub mod events;
 pub mod health;
+pub mod kubelet_cgroups;
 pub mod lsm;
 pub mod pins;
 pub mod preflight;
