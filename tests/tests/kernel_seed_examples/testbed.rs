@@ -9,7 +9,8 @@
 //! addresses, and its probes run from inside that cgroup. Host-network Pods are not
 //! emulated (peers only).
 
-use anyhow::{Context, Result, bail, ensure};
+use anyhow::{Context, Result, ensure};
+use palisade_lab::harness::agent_nodes::agent_nodes;
 use palisade_lab::{Lab, LabConfig, PodHandle, PodSpec, ProbeOrigin};
 use palisade_policy::model::{Cluster, ObjectRef, Pod, Protocol};
 use std::collections::{BTreeMap, BTreeSet};
@@ -50,7 +51,10 @@ impl Testbed {
     pub fn build(cluster: &Cluster) -> Result<Self> {
         let enforced: Vec<&Pod> = cluster.pods.values().filter(|p| !p.host_network).collect();
         let parents = run_parents(&enforced);
-        let nodes = agent_nodes(&enforced)?;
+        let nodes = agent_nodes(
+            enforced.iter().map(|p| (key(p), p.node_name.as_deref())),
+            DEFAULT_NODE,
+        )?;
         let (v4_prefix_len, v6_prefix_len) = prefix_lens(&enforced);
         let mut lab = Lab::with_config(
             LAB_PREFIX,
@@ -136,22 +140,6 @@ fn run_parents(pods: &[&Pod]) -> BTreeMap<ObjectRef, ObjectRef> {
             Some((pod.object_ref(), parent.clone()))
         })
         .collect()
-}
-
-/// One agent per node that runs emulated pods; one for all if no pod names a node.
-fn agent_nodes(pods: &[&Pod]) -> Result<Vec<String>> {
-    let named: BTreeSet<&String> = pods.iter().filter_map(|p| p.node_name.as_ref()).collect();
-    if named.is_empty() {
-        return Ok(vec![DEFAULT_NODE.to_string()]);
-    }
-    if let Some(pod) = pods.iter().find(|pod| pod.node_name.is_none()) {
-        bail!(
-            "pod {} names no node while others do: every agent would enforce it as its own; \
-             this harness needs all pods or none to name their node",
-            key(pod)
-        );
-    }
-    Ok(named.into_iter().cloned().collect())
 }
 
 /// The longest prefix lengths (up to the defaults) that put all pods on one subnet.
