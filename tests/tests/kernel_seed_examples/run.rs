@@ -142,7 +142,7 @@ pub fn run_variant(ctl: &Path, platform: &str, variant: &str) -> Result<VariantO
             .filter(|o| o.kernel.is_some())
             .zip(&specs)
             .filter(|(o, _)| !o.agrees())
-            .filter_map(|(_, spec)| flow_ends(spec))
+            .flat_map(|(o, spec)| flow_ends(&o.probe.from, spec))
             .collect();
         outcome.diagnostics = Some(agents.diagnostics(&marks, &flows));
     }
@@ -181,20 +181,23 @@ fn plan(testbed: &Testbed, cluster: &Cluster, probe: &Probe) -> Result<ProbeSpec
     })
 }
 
-/// The source address and the destination `address:port` of a probe, as the agents'
-/// flow events print them (`"10.0.1.1:` and `10.0.1.2:80"`, `"[fd00::1]:` and
-/// `[fd00::2]:80"`).
-fn flow_ends(spec: &ProbeSpec) -> Option<(String, String)> {
-    let (ProbeOrigin::Pod(pod) | ProbeOrigin::PodCgroup(pod, _)) = &spec.origin else {
-        return None;
-    };
-    let from = match spec.to {
-        IpAddr::V4(_) => IpAddr::V4(pod.ipv4()?),
-        IpAddr::V6(_) => IpAddr::V6(pod.ipv6()?),
-    };
-    let from = SocketAddr::new(from, 0).to_string();
-    Some((
-        format!("\"{}", from.strip_suffix('0')?),
-        format!("{}\"", SocketAddr::new(spec.to, spec.port)),
-    ))
+/// What the agents' flow events of a probe from pod `from` contain, as pairs of texts
+/// that both appear in one: the source pod and the destination `address:port`
+/// (`"ns/name"` and `10.0.1.2:80"`; an egress event, also one refused before it had a
+/// local address), and the source address and the destination (`"10.0.1.1:` and
+/// `10.0.1.2:80"`, `"[fd00::1]:` and `[fd00::2]:80"`; an ingress event).
+fn flow_ends(from: &str, spec: &ProbeSpec) -> Vec<(String, String)> {
+    let to = format!("{}\"", SocketAddr::new(spec.to, spec.port));
+    let mut ends = vec![(format!("\"{from}\""), to.clone())];
+    if let ProbeOrigin::Pod(pod) | ProbeOrigin::PodCgroup(pod, _) = &spec.origin {
+        let source = match spec.to {
+            IpAddr::V4(_) => pod.ipv4().map(IpAddr::V4),
+            IpAddr::V6(_) => pod.ipv6().map(IpAddr::V6),
+        };
+        if let Some(source) = source {
+            let source = SocketAddr::new(source, 0).to_string();
+            ends.push((format!("\"{}", source.trim_end_matches('0')), to));
+        }
+    }
+    ends
 }
