@@ -17,7 +17,8 @@
 //! its source pod's container cgroup, or a Run's own cgroup, to `dst_ip` or the
 //! destination pod's first address. A probe agrees when palisadectl's verdict is its
 //! `expect` and the connection goes through exactly when that verdict lets traffic
-//! through (`audit-deny` does); probes with an end outside the cluster
+//! through (`audit-deny` does; a connection refused or unreachable is a fault of the
+//! lab, never a denial); probes with an end outside the cluster
 //! (`"kernel": false`) are decided by palisadectl only and named so in the table.
 //!
 //! One test per platform and variant; each prints its table (run with `--nocapture`

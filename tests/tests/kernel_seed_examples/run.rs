@@ -10,7 +10,7 @@ use super::example::{
 };
 use super::testbed::Testbed;
 use anyhow::{Context, Result, bail};
-use palisade_lab::{ProbeOrigin, ProbeSpec, Proto, RecheckedProbe};
+use palisade_lab::{Outcome, ProbeOrigin, ProbeSpec, Proto, RecheckedProbe};
 use palisade_policy::model::{Cluster, Protocol};
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
@@ -46,13 +46,19 @@ pub struct ProbeOutcome {
 
 impl ProbeOutcome {
     /// palisadectl says what the guide expects, and the kernel (where it ran) lets
-    /// the traffic through exactly when that verdict does.
+    /// the traffic through exactly when that verdict does. A connection refused or
+    /// unreachable is never agreement: the datapath drops (a timeout, or `EPERM` at
+    /// the sender), so such an answer came from the lab (nothing listening), not from
+    /// policy.
     pub fn agrees(&self) -> bool {
         self.simulator == self.probe.expect
-            && self
-                .kernel
-                .as_ref()
-                .is_none_or(|kernel| kernel.allowed() == passes(&self.probe.expect))
+            && self.kernel.as_ref().is_none_or(|kernel| {
+                kernel.allowed() == passes(&self.probe.expect)
+                    && matches!(
+                        kernel.result.outcome,
+                        Outcome::Connected | Outcome::TimedOut | Outcome::PermissionDenied
+                    )
+            })
     }
 }
 
