@@ -47,4 +47,4 @@ pub use held_connection::HeldConnection;
 pub use lab::{Lab, LabConfig};
 pub use locate::{NETPROBE_ENV, netprobe_path};
 pub use pod::{PodHandle, PodSpec};
-pub use probe::{Outcome, ProbeOrigin, ProbeResult, ProbeSpec, Proto};
+pub use probe::{Outcome, ProbeOrigin, ProbeResult, ProbeSpec, Proto, RecheckedProbe};

@@ -93,6 +93,23 @@ impl From<ProbeReport> for ProbeResult {
     }
 }
 
+/// A probe run until its result agreed with what was expected, or twice (see
+/// [`Lab::probe_all_rechecking`](crate::Lab::probe_all_rechecking)).
+#[derive(Clone, Debug)]
+pub struct RecheckedProbe {
+    /// The last attempt.
+    pub result: ProbeResult,
+    /// The first attempt, when it disagreed with what was expected and the probe was
+    /// run again with a longer timeout.
+    pub first_attempt: Option<ProbeResult>,
+}
+
+impl RecheckedProbe {
+    pub fn allowed(&self) -> bool {
+        self.result.allowed()
+    }
+}
+
 /// Where a probe runs from.
 #[derive(Clone, Debug)]
 pub enum ProbeOrigin {

@@ -4,6 +4,7 @@
 //! and by `cargo xtask demo`.
 
 pub mod agent;
+pub mod agent_nodes;
 pub mod binaries;
 pub mod http;
 pub mod manifests;

@@ -3,10 +3,10 @@
 
 use super::Lab;
 use crate::pod::PodHandle;
-use crate::probe::{ProbeOrigin, ProbeResult, ProbeSpec, Proto};
+use crate::probe::{ProbeOrigin, ProbeResult, ProbeSpec, Proto, RecheckedProbe};
 use crate::process::{Placement, kill_wait_reap};
 use crate::report::ProbeReport;
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, bail, ensure};
 use std::net::IpAddr;
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -115,6 +115,46 @@ impl Lab {
                     .and_then(|result| result)
             })
             .collect()
+    }
+
+    /// Runs every probe (at most `parallelism` at a time), then once more with
+    /// `retry_timeout` each whose result differs from `expected_allowed` (one entry per
+    /// probe), so that a slow moment of the machine is not taken for a denial. Results
+    /// in the order of `specs`.
+    pub fn probe_all_rechecking(
+        &self,
+        specs: &[ProbeSpec],
+        expected_allowed: &[bool],
+        parallelism: usize,
+        retry_timeout: Duration,
+    ) -> Result<Vec<RecheckedProbe>> {
+        ensure!(
+            specs.len() == expected_allowed.len(),
+            "{} probes but {} expectations",
+            specs.len(),
+            expected_allowed.len()
+        );
+        let first = self.probe_all_with(specs, parallelism)?;
+        let again: Vec<usize> = (0..specs.len())
+            .filter(|&i| first[i].allowed() != expected_allowed[i])
+            .collect();
+        let retry_specs: Vec<ProbeSpec> = again
+            .iter()
+            .map(|&i| specs[i].clone().with_timeout(retry_timeout))
+            .collect();
+        let retried = self.probe_all_with(&retry_specs, parallelism)?;
+        let mut results: Vec<RecheckedProbe> = first
+            .into_iter()
+            .map(|result| RecheckedProbe {
+                result,
+                first_attempt: None,
+            })
+            .collect();
+        for (index, result) in again.into_iter().zip(retried) {
+            let first = std::mem::replace(&mut results[index].result, result);
+            results[index].first_attempt = Some(first);
+        }
+        Ok(results)
     }
 
     /// Runs one probe process and reads its report.

@@ -5,7 +5,7 @@
 //! two nodes is decided by the sender's agent at egress and the receiver's at
 //! ingress, as in a cluster.
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, ensure};
 use palisade_lab::Lab;
 use palisade_lab::harness::agent::{Agent, AgentOptions};
 use palisade_lab::harness::manifests::ManifestDir;
@@ -73,7 +73,7 @@ impl Agents {
     }
 
     /// Makes the directory hold exactly `files` and waits until every agent has the
-    /// result in the kernel (`/status`: its hash applied, ready).
+    /// result in the kernel (`/status`: its hash applied, ready, no pod pending).
     pub fn apply(&mut self, files: &[(String, String)]) -> Result<()> {
         self.write(files)?;
         let hash = palisade_manifests::read_dir(self.dir.path())
@@ -83,6 +83,13 @@ impl Agents {
             agent
                 .wait_applied(&hash, APPLY_TIMEOUT)
                 .with_context(|| format!("the agent of node {node}"))?;
+            // A pod the agent cannot find (no cgroup yet) would be unenforced.
+            let pending = &agent.status()?["pending"];
+            ensure!(
+                pending.as_array().is_none_or(Vec::is_empty),
+                "the agent of node {node} applied the manifests without pods it cannot \
+                 find: {pending}"
+            );
         }
         Ok(())
     }

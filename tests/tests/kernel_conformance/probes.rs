@@ -7,7 +7,7 @@
 use super::cases::{Case, Probe};
 use super::testbed::{Testbed, pod_key};
 use anyhow::{Context, Result, bail};
-use palisade_lab::{Lab, ProbeResult, ProbeSpec, Proto};
+use palisade_lab::{Lab, ProbeSpec, Proto};
 use std::net::IpAddr;
 use std::time::Duration;
 
@@ -85,44 +85,12 @@ pub fn plan(testbed: &Testbed, case: &Case, probe: &Probe) -> Result<Plan> {
     ))
 }
 
-/// What the kernel did with a probe.
-#[derive(Clone, Debug)]
-pub struct KernelResult {
-    /// The last attempt.
-    pub result: ProbeResult,
-    /// The first attempt, when it disagreed with palisadectl and the probe was run
-    /// again with [`RETRY_TIMEOUT`].
-    pub first_attempt: Option<ProbeResult>,
-}
-
-impl KernelResult {
-    pub fn allowed(&self) -> bool {
-        self.result.allowed()
-    }
-}
+/// What the kernel did with a probe: its last attempt, and its first when that one
+/// disagreed with palisadectl and the probe was run again with [`RETRY_TIMEOUT`].
+pub use palisade_lab::RecheckedProbe as KernelResult;
 
 /// Runs every probe, then once more with a long timeout each whose result differs
 /// from `simulator_allows` (palisadectl's verdict, per probe).
 pub fn run(lab: &Lab, specs: &[ProbeSpec], simulator_allows: &[bool]) -> Result<Vec<KernelResult>> {
-    let first = lab.probe_all_with(specs, PARALLELISM)?;
-    let again: Vec<usize> = (0..specs.len())
-        .filter(|&i| first[i].allowed() != simulator_allows[i])
-        .collect();
-    let retry_specs: Vec<ProbeSpec> = again
-        .iter()
-        .map(|&i| specs[i].clone().with_timeout(RETRY_TIMEOUT))
-        .collect();
-    let retried = lab.probe_all_with(&retry_specs, PARALLELISM)?;
-    let mut results: Vec<KernelResult> = first
-        .into_iter()
-        .map(|result| KernelResult {
-            result,
-            first_attempt: None,
-        })
-        .collect();
-    for (index, result) in again.into_iter().zip(retried) {
-        let first = std::mem::replace(&mut results[index].result, result);
-        results[index].first_attempt = Some(first);
-    }
-    Ok(results)
+    lab.probe_all_rechecking(specs, simulator_allows, PARALLELISM, RETRY_TIMEOUT)
 }

@@ -9,6 +9,7 @@
 
 use super::cases::{Case, PodSpec};
 use anyhow::{Context, Result, bail, ensure};
+use palisade_lab::harness::agent_nodes::agent_nodes;
 use palisade_lab::{Lab, LabConfig, PodHandle};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr};
@@ -84,7 +85,10 @@ impl Testbed {
         let pods = &first.cluster.pods;
         let (enforced, host): (Vec<&PodSpec>, Vec<&PodSpec>) =
             pods.iter().partition(|pod| !pod.host_network);
-        let nodes = agent_nodes(&enforced)?;
+        let nodes = agent_nodes(
+            enforced.iter().map(|p| (pod_key(p), p.node.as_deref())),
+            DEFAULT_NODE,
+        )?;
         let node_addresses = node_addresses(first, &host)?;
         let gateway = if node_addresses.is_empty() {
             None
@@ -160,23 +164,6 @@ impl Testbed {
             .get(&pod_key(pod))
             .map(|handle| handle.cgroup_path_annotation().to_string())
     }
-}
-
-/// One agent per node that runs enforced pods; one agent for all if no pod names a
-/// node (standalone mode puts such pods on the agent's own node).
-fn agent_nodes(enforced: &[&PodSpec]) -> Result<Vec<String>> {
-    let named: BTreeSet<&String> = enforced.iter().filter_map(|p| p.node.as_ref()).collect();
-    if named.is_empty() {
-        return Ok(vec![DEFAULT_NODE.to_string()]);
-    }
-    if let Some(pod) = enforced.iter().find(|pod| pod.node.is_none()) {
-        bail!(
-            "pod {} names no node while others do: every agent would enforce it as its own; \
-             this harness needs all pods or none to name their node",
-            pod_key(pod)
-        );
-    }
-    Ok(named.into_iter().cloned().collect())
 }
 
 /// The addresses the node namespace answers on: every node's, and every
