@@ -42,8 +42,10 @@ pub struct Packet {
     pub icmp_type: u8,
     /// TCP flags (byte 13 of the TCP header), zero otherwise.
     pub tcp_flags: u8,
-    /// A fragment other than the first: no transport header to read.
-    pub non_first_fragment: bool,
+    /// Any fragment (IPv4 MF set or a non-zero offset; an IPv6 fragment header).
+    /// Leaving an endpoint, only a raw socket emits one (cgroup_skb egress runs
+    /// before the kernel fragments).
+    pub fragment: bool,
     /// For an ICMP/ICMPv6 error: offset of the packet it quotes (zero otherwise).
     /// Read by [`quoted_key`] only when needed, to keep the common path's stack small.
     pub quote_offset: u32,
@@ -88,6 +90,8 @@ fn parse_v4(ctx: &SkBuffContext) -> Option<Packet> {
     let src = [hdr[12], hdr[13], hdr[14], hdr[15]];
     let dst = [hdr[16], hdr[17], hdr[18], hdr[19]];
     let non_first_fragment = frag & 0x1fff != 0;
+    // More Fragments (0x2000) or an offset.
+    let fragment = frag & 0x3fff != 0;
     let mut pkt = Packet {
         ip_version: 4,
         src: v4_mapped(src),
@@ -97,7 +101,7 @@ fn parse_v4(ctx: &SkBuffContext) -> Option<Packet> {
         dport: 0,
         icmp_type: 0,
         tcp_flags: 0,
-        non_first_fragment,
+        fragment,
         quote_offset: 0,
     };
     if !non_first_fragment {
@@ -117,6 +121,7 @@ fn parse_v6(ctx: &SkBuffContext) -> Option<Packet> {
     dst.copy_from_slice(&hdr[18..34]);
     let mut offset: usize = 40;
     let mut non_first_fragment = false;
+    let mut fragment = false;
     for _ in 0..MAX_IPV6_EXT_HEADERS {
         match next {
             IPPROTO_HOPOPTS | IPPROTO_ROUTING | IPPROTO_DSTOPTS => {
@@ -134,6 +139,7 @@ fn parse_v6(ctx: &SkBuffContext) -> Option<Packet> {
                 next = hdr[0];
                 let frag_off = u16::from_be_bytes([hdr[2], hdr[3]]) & 0xfff8;
                 non_first_fragment = frag_off != 0;
+                fragment = true;
                 offset += 8;
             }
             _ => break,
@@ -148,7 +154,7 @@ fn parse_v6(ctx: &SkBuffContext) -> Option<Packet> {
         dport: 0,
         icmp_type: 0,
         tcp_flags: 0,
-        non_first_fragment,
+        fragment,
         quote_offset: 0,
     };
     if !non_first_fragment {
