@@ -143,7 +143,10 @@ impl Datapath {
                 .load()
                 .with_context(|| format!("verifying and loading program {name}"))?;
         }
-        for (name, _) in sock_hooks::SOCK_ADDR_HOOKS {
+        for (name, _) in sock_hooks::SOCK_ADDR_HOOKS
+            .into_iter()
+            .chain(sock_hooks::BIND_HOOKS)
+        {
             let program: &mut CgroupSockAddr = program_mut(&mut ebpf, name)?;
             program
                 .load()
