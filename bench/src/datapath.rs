@@ -81,8 +81,7 @@ pub fn run(repeat: u32, rounds: usize) -> Result<()> {
         let src = IpAddr::V4(Ipv4Addr::new(192, 168, 77, 1));
         let established = test_run::ip_packet(src, scenario.allowed_dst, 6, 40_000, ALLOWED_PORT);
         let denied = test_run::ip_packet(src, scenario.allowed_dst, 6, 40_001, ALLOWED_PORT + 1);
-        let denied_cidr =
-            test_run::ip_packet(src, scenario.cidr_dst, 6, 40_002, ALLOWED_PORT + 1);
+        let denied_cidr = test_run::ip_packet(src, scenario.cidr_dst, 6, 40_002, ALLOWED_PORT + 1);
         // The first run admits the allowed flow into conntrack.
         ensure!(
             test_run(program, &established, ifindex, 1)?.0 == 1,
@@ -283,14 +282,7 @@ fn report(results: &[Measurement], repeat: u32, rounds: usize) -> Result<()> {
         );
         md.push_str(&format!(
             "| {} | {} | {:.1} | {:.2} | {:.1} | {:.2} | {:.1} | {:.2} |\n",
-            m.cidrs,
-            m.identities,
-            m.established_ns,
-            re,
-            m.new_flow_ns,
-            rn,
-            m.new_flow_cidr_ns,
-            rc
+            m.cidrs, m.identities, m.established_ns, re, m.new_flow_ns, rn, m.new_flow_cidr_ns, rc
         ));
         json.push(serde_json::json!({
             "cidr_entries": m.cidrs,
