@@ -345,9 +345,32 @@ mod tests {
                 )]
                 .into_iter()
                 .collect(),
+                socket_policies: [(pod("tenant", "client"), vec![pod("tenant", "locked")])]
+                    .into_iter()
+                    .collect(),
             }),
         );
         names
+    }
+
+    #[test]
+    fn a_socket_refusal_names_the_egress_policy() {
+        let e = FlowEvent {
+            kind: event_kind::BIND,
+            verdict: verdict::DENY,
+            local_port: 9000,
+            protocol: 6,
+            rule_ref: RULE_REF_DEFAULT,
+            ..event()
+        };
+        let r = FlowRecord::resolve(&e, &names(), "t".into());
+        assert_eq!(r.kind, "socket");
+        assert_eq!(r.socket.as_deref(), Some("bind"));
+        assert_eq!(r.port, 9000);
+        assert_eq!(r.decided_by.len(), 1);
+        assert_eq!(r.decided_by[0].kind, "EgressPolicy");
+        assert_eq!(r.decided_by[0].name, "locked");
+        assert_eq!(r.decided_by[0].action, "Deny");
     }
 
     fn event() -> FlowEvent {
