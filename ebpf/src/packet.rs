@@ -77,8 +77,48 @@ pub fn parse(ctx: &SkBuffContext) -> Option<Packet> {
     }
 }
 
+/// IPv4 header without options (20 bytes) plus the first 14 bytes of a TCP header.
+const V4_TCP_DIRECT_BYTES: usize = 20 + 14;
+
+/// The common case read straight from the linear packet data (no helper call): an
+/// unfragmented IPv4 TCP or UDP packet without IP options whose first 34 bytes are in
+/// the linear part. Anything else returns None and takes the general path.
+#[inline(always)]
+fn parse_v4_direct(ctx: &SkBuffContext) -> Option<Packet> {
+    // SAFETY: reading two fields of the program's own context.
+    let (data, end) = unsafe { ((*ctx.skb.skb).data as usize, (*ctx.skb.skb).data_end as usize) };
+    if data + V4_TCP_DIRECT_BYTES > end {
+        return None;
+    }
+    // SAFETY: the bounds check above covers every byte read (the verifier checks it).
+    let hdr = unsafe { &*(data as *const [u8; V4_TCP_DIRECT_BYTES]) };
+    let protocol = hdr[9];
+    if hdr[0] != 0x45
+        || hdr[6] & 0x3f != 0
+        || hdr[7] != 0
+        || (protocol != IPPROTO_TCP && protocol != IPPROTO_UDP)
+    {
+        return None;
+    }
+    Some(Packet {
+        ip_version: 4,
+        src: v4_mapped([hdr[12], hdr[13], hdr[14], hdr[15]]),
+        dst: v4_mapped([hdr[16], hdr[17], hdr[18], hdr[19]]),
+        protocol,
+        sport: u16::from_be_bytes([hdr[20], hdr[21]]),
+        dport: u16::from_be_bytes([hdr[22], hdr[23]]),
+        icmp_type: 0,
+        tcp_flags: if protocol == IPPROTO_TCP { hdr[33] } else { 0 },
+        fragment: false,
+        quote_offset: 0,
+    })
+}
+
 #[inline(always)]
 fn parse_v4(ctx: &SkBuffContext) -> Option<Packet> {
+    if let Some(pkt) = parse_v4_direct(ctx) {
+        return Some(pkt);
+    }
     // One load for the whole fixed header: each load is a helper call.
     let hdr: [u8; 20] = ctx.load(0).ok()?;
     let ihl = ((hdr[0] & 0x0f) as usize) * 4;
