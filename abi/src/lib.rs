@@ -25,7 +25,7 @@
 #![no_std]
 
 /// Version of every layout in this file. Part of the pin path (`<pin-path>/v<N>/`).
-pub const ABI_VERSION: u32 = 3;
+pub const ABI_VERSION: u32 = 4;
 
 /// Map names, as the kernel object declares them and as they are pinned.
 pub mod map_names {
@@ -43,8 +43,10 @@ pub mod map_names {
     pub const SERVICES: &str = "PALISADE_SERVICES";
     pub const SERVICE_BACKENDS: &str = "PALISADE_SVC_BACKENDS";
     pub const SERVICE_REV_NAT: &str = "PALISADE_SVC_REVNAT";
+    pub const IPCACHE_HOSTS: &str = "PALISADE_IPCACHE_HOSTS";
+    pub const BIND_PORTS: &str = "PALISADE_BIND_PORTS";
     /// Every pinned map, for cleanup and adoption.
-    pub const ALL: [&str; 14] = [
+    pub const ALL: [&str; 16] = [
         GENERATION,
         NODE_CONFIG,
         ENDPOINTS,
@@ -59,6 +61,8 @@ pub mod map_names {
         SERVICES,
         SERVICE_BACKENDS,
         SERVICE_REV_NAT,
+        IPCACHE_HOSTS,
+        BIND_PORTS,
     ];
 }
 
@@ -76,6 +80,15 @@ pub mod program_names {
     pub const RECVMSG6: &str = "palisade_recvmsg6";
     pub const GETPEERNAME4: &str = "palisade_getpeername4";
     pub const GETPEERNAME6: &str = "palisade_getpeername6";
+    /// Socket controls (`ebpf/src/socket_controls.rs`): raw and packet sockets at
+    /// creation, local ports at `bind()`.
+    pub const SOCK_CREATE: &str = "palisade_sock_create";
+    pub const BIND4: &str = "palisade_bind4";
+    pub const BIND6: &str = "palisade_bind6";
+    /// BPF LSM cgroup hook `socket_post_create` (AF_PACKET; needs BPF LSM).
+    pub const LSM_SOCKET_POST_CREATE: &str = "palisade_socket_post_create";
+    /// The LSM hook the program above attaches to.
+    pub const LSM_SOCKET_HOOK: &str = "socket_post_create";
 }
 
 /// Capacities. Doubled where a table is slotted, since both slots may be full during a
@@ -103,6 +116,10 @@ pub mod capacity {
     pub const CONNTRACK: u32 = 262_144;
     /// Smallest conntrack table the agent accepts.
     pub const CONNTRACK_MIN: u32 = 16;
+    /// Host (/32, /128) ip cache entries, per slot (see `IpCacheHostKey`).
+    pub const IPCACHE_HOSTS_PER_SLOT: u32 = 262_144;
+    /// Endpoints with bind port restrictions, per slot.
+    pub const BIND_PORTS_PER_SLOT: u32 = ENDPOINTS_PER_SLOT;
     /// Endpoints with an event budget (LRU).
     pub const EVENT_BUDGETS: u32 = 16_384;
     /// Event ring buffer size in bytes (power of two, multiple of the page size).
@@ -140,6 +157,22 @@ pub mod direction {
     pub const INGRESS: u8 = 0;
     /// Packets leaving the endpoint.
     pub const EGRESS: u8 = 1;
+}
+
+/// What a [`FlowEvent`] reports ([`FlowEvent::kind`]): a flow (packet or connect), or a
+/// socket operation a socket control refused (or, in audit mode, would have).
+pub mod event_kind {
+    /// A new flow (the packet programs and the connect hooks).
+    pub const FLOW: u32 = 0;
+    /// `socket(AF_INET/AF_INET6, SOCK_RAW, protocol)`: `protocol` is the socket's
+    /// protocol, `ip_version` its family (4 or 6).
+    pub const RAW_SOCKET: u32 = 1;
+    /// `socket(AF_PACKET, ...)`: `protocol` is zero; `remote_port` carries the
+    /// requested ethertype (host byte order).
+    pub const PACKET_SOCKET: u32 = 2;
+    /// `bind()` to a port outside the endpoint's bind ports: `local_addr`,
+    /// `local_port` and `protocol` say what was asked for.
+    pub const BIND: u32 = 3;
 }
 
 /// What a policy entry says about a new flow.
@@ -197,9 +230,15 @@ pub mod reason {
     /// blindly, so replies of an evicted allowed flow are dropped where policy does
     /// not allow their direction on its own.
     pub const CONNTRACK_MISS_ESTABLISHED: u32 = 16;
+    /// A socket control refused a socket (raw, packet) or a `bind()` (one count per
+    /// refused call, not per packet).
+    pub const DENIED_SOCKET: u32 = 17;
+    /// A socket control would have refused, but every policy behind it audits:
+    /// reported, allowed.
+    pub const AUDIT_DENIED_SOCKET: u32 = 18;
     /// Number of counters in use; the map has [`super::capacity::COUNTERS`] slots so
     /// that new reasons need no layout change.
-    pub const COUNT: u32 = 17;
+    pub const COUNT: u32 = 19;
 }
 
 /// Single-element array `PALISADE_GEN`, value type.
@@ -281,6 +320,16 @@ pub mod endpoint_flags {
     pub const ENFORCE_INGRESS: u32 = 1 << 0;
     /// Egress is isolated: new outbound flows need a policy entry.
     pub const ENFORCE_EGRESS: u32 = 1 << 1;
+    /// EgressPolicy socket controls: no `SOCK_RAW` AF_INET/AF_INET6 sockets ...
+    pub const DENY_RAW_SOCKETS: u32 = 1 << 2;
+    /// ... no AF_PACKET sockets ...
+    pub const DENY_PACKET_SOCKETS: u32 = 1 << 3;
+    /// ... `bind()` only to the ports of the endpoint's `PALISADE_BIND_PORTS` entry
+    /// (no entry: no port at all) ...
+    pub const RESTRICT_BIND: u32 = 1 << 4;
+    /// ... and all three are reported (an event with verdict AUDIT_DENY), not
+    /// enforced: every EgressPolicy behind them is in Audit mode.
+    pub const AUDIT_SOCKETS: u32 = 1 << 5;
 }
 
 /// Hash `PALISADE_ENDPOINTS`, value.
@@ -497,8 +546,9 @@ pub struct FlowEvent {
     pub rule_ref: u32,
     /// [`GenerationWord::generation`] the decision was made in.
     pub generation: u32,
-    /// Zero (keeps the size a multiple of 8).
-    pub _reserved: u32,
+    /// [`event_kind`]; zero (a flow) in records of ABI version 3, where this was
+    /// reserved.
+    pub kind: u32,
 }
 
 /// Hash `PALISADE_ENDPOINT_ADDRS`, key: one address family of a local endpoint, in
@@ -626,6 +676,60 @@ pub struct RevNatValue {
     pub _reserved: u32,
 }
 
+/// Hash `PALISADE_IPCACHE_HOSTS`, key: one address (a /32 or /128 ip cache entry) in
+/// one slot. Value: [`IpCacheValue`].
+///
+/// The exact-match front of `PALISADE_IPCACHE`: host entries (every pod address, node
+/// addresses, /32 and /128 policy CIDRs) are written here instead of into the trie,
+/// and the programs look an address up here first (one hash lookup, about a third of
+/// a trie lookup in a large trie); only a miss walks the trie, which then holds the
+/// shorter prefixes alone. Equivalent to one longest-prefix match over both: a host
+/// entry is the longest prefix an address can have. Hash keys are compared as bytes,
+/// so every byte is defined (no padding).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct IpCacheHostKey {
+    /// 0 or 1, see [`GenerationWord`]; host byte order.
+    pub slot: u32,
+    /// IPv6 or IPv4-mapped address, network byte order.
+    pub addr: [u8; 16],
+}
+
+/// Most port ranges one endpoint's [`BindPorts`] holds. The compiler merges the
+/// ranges of every EgressPolicy behind an endpoint; with more than this many the agent
+/// writes no entry (so the endpoint may bind no port: fail closed) and logs an error
+/// naming the pod, never a truncated list.
+pub const MAX_BIND_RANGES: usize = 16;
+
+/// One inclusive range of local ports for one transport protocol, host byte order.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct BindRange {
+    /// IP protocol number (6 TCP, 17 UDP, 132 SCTP); 0 marks an unused entry.
+    pub protocol: u8,
+    /// Zero.
+    pub _pad: u8,
+    pub first: u16,
+    pub last: u16,
+}
+
+/// Hash `PALISADE_BIND_PORTS`, key: [`EndpointKey`] (cgroup id and slot, as in
+/// `PALISADE_ENDPOINTS`). Value: the local ports the endpoint may `bind()` to, read by
+/// `cgroup/bind4` and `bind6` when its entry has [`endpoint_flags::RESTRICT_BIND`].
+///
+/// A small array rather than a trie: an endpoint has a handful of ranges, a linear
+/// scan of at most [`MAX_BIND_RANGES`] entries is bounded for the verifier and costs
+/// less than a map lookup per range, and `bind()` is rare. Ranges are sorted; unused
+/// entries are zero (protocol 0 matches no socket) and `count` says how many are used.
+/// No entry at all for a restricted endpoint means no port may be bound.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct BindPorts {
+    /// Used entries of `ranges`, host byte order.
+    pub count: u32,
+    pub ranges: [BindRange; MAX_BIND_RANGES],
+}
+
 /// The IPv4-mapped IPv6 form of an IPv4 address.
 pub const fn v4_mapped(a: [u8; 4]) -> [u8; 16] {
     [
@@ -672,6 +776,8 @@ mod pod {
     unsafe impl aya::Pod for ServiceValue {}
     unsafe impl aya::Pod for BackendKey {}
     unsafe impl aya::Pod for BackendValue {}
+    unsafe impl aya::Pod for IpCacheHostKey {}
+    unsafe impl aya::Pod for BindPorts {}
     unsafe impl aya::Pod for RevNatKey {}
     unsafe impl aya::Pod for RevNatValue {}
 }
@@ -696,6 +802,9 @@ mod tests {
         assert_eq!(size_of::<CtKey>(), 40);
         assert_eq!(size_of::<CtValue>(), 16);
         assert_eq!(size_of::<FlowEvent>(), 8 + 8 + 16 + 16 + 2 + 2 + 4 + 4 * 6);
+        assert_eq!(size_of::<IpCacheHostKey>(), 20);
+        assert_eq!(size_of::<BindRange>(), 6);
+        assert_eq!(size_of::<BindPorts>(), 4 + 6 * MAX_BIND_RANGES);
     }
 
     #[test]

@@ -6,11 +6,13 @@
 //! zero) so that two keys the LPM trie treats as one compare equal here too.
 
 use palisade_abi::{
-    BackendValue, EndpointInfo, IpCacheValue, NodeConfig, PolicyKey, PolicyValue, ServiceValue,
-    endpoint_flags, ipcache_prefix_len, reserved,
+    BackendValue, BindPorts, BindRange, EndpointInfo, IpCacheValue, MAX_BIND_RANGES, NodeConfig,
+    PolicyKey, PolicyValue, ServiceValue, endpoint_flags, ipcache_prefix_len, reserved,
 };
 use palisade_policy::compile::abi_address;
-use palisade_policy::compile::tables::{CompiledCluster, IpCacheEntry, PolicyEntry, ServiceEntry};
+use palisade_policy::compile::tables::{
+    CompiledCluster, EndpointEntry, IpCacheEntry, PolicyEntry, PortRangeEntry, ServiceEntry,
+};
 use palisade_policy::model::ObjectRef;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -43,6 +45,8 @@ pub struct DesiredState {
     pub services: BTreeMap<ServiceRow, ServiceValue>,
     /// (Service address, port, protocol, backend index) -> backend.
     pub service_backends: BTreeMap<(ServiceRow, u32), BackendValue>,
+    /// cgroup id of an endpoint with `RESTRICT_BIND` -> the ports it may bind.
+    pub bind_ports: BTreeMap<u64, BindPorts>,
 }
 
 /// Builds the node's desired state. `cgroup_ids` maps the pods of this node whose
@@ -88,6 +92,21 @@ pub fn build(
         if ep.enforce_egress {
             flags |= endpoint_flags::ENFORCE_EGRESS;
         }
+        flags |= socket_flags(ep);
+        if let Some(ranges) = &ep.bind_ports {
+            match bind_ports(ranges) {
+                Some(ports) => {
+                    state.bind_ports.insert(cgroup_id, ports);
+                }
+                None => tracing::error!(
+                    pod = %format!("{}/{}", ep.pod.namespace, ep.pod.name),
+                    ranges = ranges.len(),
+                    max = MAX_BIND_RANGES,
+                    "too many bind port ranges: the pod may bind no port until its \
+                     EgressPolicies name fewer"
+                ),
+            }
+        }
         for ip in pod_ips.get(&ep.pod).into_iter().flatten() {
             state.local_addrs.insert(abi_address(*ip), cgroup_id);
             // The first address of each version is the pod's source address.
@@ -112,6 +131,44 @@ pub fn build(
         state.policy.insert(row, value);
     }
     state
+}
+
+/// The endpoint flags of an endpoint's socket controls.
+fn socket_flags(ep: &EndpointEntry) -> u32 {
+    let mut flags = 0;
+    if ep.deny_raw_sockets {
+        flags |= endpoint_flags::DENY_RAW_SOCKETS;
+    }
+    if ep.deny_packet_sockets {
+        flags |= endpoint_flags::DENY_PACKET_SOCKETS;
+    }
+    if ep.bind_ports.is_some() {
+        flags |= endpoint_flags::RESTRICT_BIND;
+    }
+    if ep.audit_sockets {
+        flags |= endpoint_flags::AUDIT_SOCKETS;
+    }
+    flags
+}
+
+/// The kernel form of an endpoint's bind port ranges; None when they do not fit.
+fn bind_ports(ranges: &[PortRangeEntry]) -> Option<BindPorts> {
+    if ranges.len() > MAX_BIND_RANGES {
+        return None;
+    }
+    let mut ports = BindPorts {
+        count: ranges.len() as u32,
+        ..Default::default()
+    };
+    for (slot, r) in ports.ranges.iter_mut().zip(ranges) {
+        *slot = BindRange {
+            protocol: r.protocol,
+            _pad: 0,
+            first: r.first,
+            last: r.last,
+        };
+    }
+    Some(ports)
 }
 
 /// The Service table rows of one Service address, port and protocol: its backend
@@ -252,6 +309,61 @@ mod tests {
         assert_eq!(state.endpoint_addrs[&(77, 4)], abi_address(ip("10.0.0.3")));
         assert_eq!(state.endpoint_addrs[&(77, 6)], abi_address(ip("fd00::3")));
         assert_eq!(state.local_addrs.len(), 3);
+    }
+
+    #[test]
+    fn socket_controls_become_flags_and_bind_ranges() {
+        let mut compiled = CompiledCluster::default();
+        let tables = compiled.nodes.entry("node-1".into()).or_default();
+        let range = |first, last| PortRangeEntry {
+            protocol: 6,
+            first,
+            last,
+        };
+        let entry = |name: &str, ranges: Vec<PortRangeEntry>| EndpointEntry {
+            pod: pod(name),
+            cgroup_path: None,
+            identity: 300,
+            policy_id: 1,
+            enforce_ingress: false,
+            enforce_egress: true,
+            deny_raw_sockets: true,
+            deny_packet_sockets: false,
+            bind_ports: Some(ranges),
+            audit_sockets: true,
+        };
+        tables
+            .endpoints
+            .push(entry("ok", vec![range(8080, 8080), range(9000, 9010)]));
+        tables.endpoints.push(entry(
+            "too-many",
+            (0..=MAX_BIND_RANGES as u16)
+                .map(|p| range(p + 1, p + 1))
+                .collect(),
+        ));
+        let cgroups = BTreeMap::from([(pod("ok"), 1u64), (pod("too-many"), 2u64)]);
+        let state = build(
+            &compiled,
+            "node-1",
+            &cgroups,
+            &BTreeMap::new(),
+            NodeConfig::default(),
+        );
+        let flags = state.endpoints[&1].flags;
+        assert_eq!(
+            flags,
+            endpoint_flags::ENFORCE_EGRESS
+                | endpoint_flags::DENY_RAW_SOCKETS
+                | endpoint_flags::RESTRICT_BIND
+                | endpoint_flags::AUDIT_SOCKETS
+        );
+        let ports = state.bind_ports[&1];
+        assert_eq!(ports.count, 2);
+        assert_eq!((ports.ranges[1].first, ports.ranges[1].last), (9000, 9010));
+        assert_eq!(ports.ranges[2], BindRange::default());
+        // Too many ranges: restricted, with no port at all (fail closed).
+        assert!(state.endpoints[&2].flags & endpoint_flags::RESTRICT_BIND != 0);
+        assert!(!state.bind_ports.contains_key(&2));
     }
 
     #[test]

@@ -1,6 +1,7 @@
-//! Whether BPF LSM is active on this node. The socket controls (refusing raw and
-//! AF_PACKET sockets) need it: `cgroup/sock_create` does not see AF_PACKET sockets, an
-//! LSM cgroup hook does. The active LSMs are listed in securityfs
+//! Whether BPF LSM is active on this node. Refusing AF_PACKET sockets needs it:
+//! `cgroup/sock_create` does not see them (it runs for AF_INET/AF_INET6 only), the LSM
+//! cgroup hook `socket_post_create` does. Raw IP sockets and bind ports are enforced
+//! by cgroup hooks either way (see `datapath::Datapath::load_lsm`). The active LSMs are listed in securityfs
 //! (`/sys/kernel/security/lsm`); when securityfs is not mounted there, it is mounted
 //! briefly on a private temporary directory to read the list.
 

@@ -35,6 +35,8 @@ pub struct Status {
     /// BPF LSM on this node (socket controls need it); `None` if it could not be
     /// determined.
     pub lsm: Option<crate::lsm::LsmStatus>,
+    /// How each EgressPolicy socket control is enforced on this node.
+    pub socket_controls: SocketControlsStatus,
     /// Packets decided by the kernel programs since the maps were created, by reason.
     pub packets: BTreeMap<&'static str, u64>,
     /// Flow events: how many were read and streamed, and how many were lost where.
@@ -94,6 +96,27 @@ pub struct ConntrackStatus {
     pub miss_established: u64,
 }
 
+/// `/status.socket_controls`: `enforced (<hook>)` or `unavailable: <reason>` per
+/// control. Raw sockets and bind ports need only cgroup hooks; AF_PACKET sockets need
+/// BPF LSM (`lsm_cgroup/socket_post_create`), which a node may not have.
+#[derive(Clone, Debug, Default, Serialize, PartialEq, Eq)]
+pub struct SocketControlsStatus {
+    pub raw_sockets: String,
+    pub packet_sockets: String,
+    pub bind_ports: String,
+}
+
+impl SocketControlsStatus {
+    /// The status with the AF_PACKET control as the datapath found it.
+    pub fn new(packet_sockets: &str) -> Self {
+        Self {
+            raw_sockets: "enforced (cgroup/sock_create)".into(),
+            packet_sockets: packet_sockets.into(),
+            bind_ports: "enforced (cgroup/bind4, cgroup/bind6)".into(),
+        }
+    }
+}
+
 #[derive(Clone, Debug, Serialize, PartialEq, Eq, PartialOrd, Ord)]
 pub struct PendingPod {
     pub pod: String,
@@ -119,6 +142,9 @@ pub struct GenerationNames {
     /// For an isolation default (no rule): the NetworkPolicies isolating each local
     /// pod in each direction.
     pub isolating: BTreeMap<(ObjectRef, Direction), Vec<ObjectRef>>,
+    /// For a socket control's refusal: the EgressPolicies behind each local pod's
+    /// socket controls.
+    pub socket_policies: BTreeMap<ObjectRef, Vec<ObjectRef>>,
 }
 
 #[derive(Clone, Default)]

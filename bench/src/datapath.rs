@@ -2,9 +2,12 @@
 //! the real object and real maps, for growing ip caches (10 .. 100,000 CIDR entries)
 //! and identity counts (10 .. 10,000).
 //!
-//! Two paths are timed: a packet of an established connection (one conntrack hash
-//! lookup) and the first packet of a new flow that policy denies (endpoint walk, ip
-//! cache LPM, policy LPM twice, a flow event). For a test run the kernel gives the packet
+//! Three paths are timed: a packet of an established connection (one conntrack hash
+//! lookup), the first packet of a new flow to a pod that policy denies (endpoint walk,
+//! ip cache host hash, policy LPM twice, a flow event), and the same to an address
+//! only a CIDR covers (the host hash misses, the ip cache trie decides). Half of the
+//! ip cache entries are pod addresses (/32, kept in the exact-match hash), half CIDRs
+//! /16../31 (kept in the trie), as in a cluster whose policies name CIDRs. For a test run the kernel gives the packet
 //! a socket in the calling process's cgroup, so the benchmark registers its own cgroup
 //! as the endpoint (nothing is attached anywhere). The baseline is
 //! the smallest configuration measured in the same run; ratios to it are what matters
@@ -43,6 +46,7 @@ struct Measurement {
     identities: u32,
     established_ns: f64,
     new_flow_ns: f64,
+    new_flow_cidr_ns: f64,
 }
 
 /// Removes the benchmark's pins whatever happens.
@@ -77,12 +81,15 @@ pub fn run(repeat: u32, rounds: usize) -> Result<()> {
         let src = IpAddr::V4(Ipv4Addr::new(192, 168, 77, 1));
         let established = test_run::ip_packet(src, scenario.allowed_dst, 6, 40_000, ALLOWED_PORT);
         let denied = test_run::ip_packet(src, scenario.allowed_dst, 6, 40_001, ALLOWED_PORT + 1);
+        let denied_cidr = test_run::ip_packet(src, scenario.cidr_dst, 6, 40_002, ALLOWED_PORT + 1);
         // The first run admits the allowed flow into conntrack.
         ensure!(
             test_run(program, &established, ifindex, 1)?.0 == 1,
             "allowed packet was dropped"
         );
-        if test_run(program, &denied, ifindex, 1)?.0 != 0 {
+        if test_run(program, &denied, ifindex, 1)?.0 != 0
+            || test_run(program, &denied_cidr, ifindex, 1)?.0 != 0
+        {
             bail!(
                 "denied packet was passed (cgroup {own_cgroup}); counters: {:?}",
                 datapath.counters()?
@@ -95,14 +102,18 @@ pub fn run(repeat: u32, rounds: usize) -> Result<()> {
             rounds,
             || Ok(test_run(program, &denied, ifindex, repeat)?.1),
         )?;
+        let new_flow_cidr_ns = median(rounds, || {
+            Ok(test_run(program, &denied_cidr, ifindex, repeat)?.1)
+        })?;
         eprintln!(
-            "  {cidrs:>7} CIDRs {identities:>6} identities: established {established_ns:6.1} ns, new flow {new_flow_ns:6.1} ns"
+            "  {cidrs:>7} CIDRs {identities:>6} identities: established {established_ns:6.1} ns, new flow {new_flow_ns:6.1} ns, to a CIDR {new_flow_cidr_ns:6.1} ns"
         );
         results.push(Measurement {
             cidrs,
             identities,
             established_ns,
             new_flow_ns,
+            new_flow_cidr_ns,
         });
     }
     report(&results, repeat, rounds)
@@ -141,8 +152,10 @@ fn median(rounds: usize, mut f: impl FnMut() -> Result<f64>) -> Result<f64> {
 /// Tables for one configuration.
 struct Scenario {
     state: DesiredState,
-    /// An address whose identity may be reached on [`ALLOWED_PORT`].
+    /// A pod address (/32 entry) whose identity may be reached on [`ALLOWED_PORT`].
     allowed_dst: IpAddr,
+    /// An address inside a CIDR entry (not a /32), same policy.
+    cidr_dst: IpAddr,
 }
 
 impl Scenario {
@@ -165,17 +178,20 @@ impl Scenario {
                 _pad: 0,
             },
         );
-        // Distinct pseudo-random prefixes /16../32 in 10.0.0.0/8 (deterministic).
+        // Distinct pseudo-random entries in 10.0.0.0/8 (deterministic): every other
+        // one a pod address (/32), the others CIDRs /16../31.
         let mut rng = 0x2545_f491_4f6c_dd1d_u64;
         let mut prefixes = BTreeMap::new();
-        let mut last = Ipv4Addr::new(10, 0, 0, 1);
+        let mut last_host = Ipv4Addr::new(10, 0, 0, 1);
+        let mut last_cidr = Ipv4Addr::new(10, 0, 0, 1);
         while prefixes.len() < cidrs {
             rng ^= rng << 13;
             rng ^= rng >> 7;
             rng ^= rng << 17;
-            let len = 16 + (rng % 17) as u32;
+            let host = prefixes.len() % 2 == 0;
+            let len = if host { 32 } else { 16 + (rng % 16) as u32 };
             let addr = 0x0a00_0000 | ((rng >> 20) as u32 & 0x00ff_ffff);
-            let mask = if len == 0 { 0 } else { u32::MAX << (32 - len) };
+            let mask = u32::MAX << (32 - len);
             let network = addr & mask;
             let identity = FIRST_IDENTITY + (prefixes.len() as u32 % identities);
             if prefixes
@@ -185,7 +201,11 @@ impl Scenario {
                 )
                 .is_none()
             {
-                last = Ipv4Addr::from(network | (!mask & 1));
+                if host {
+                    last_host = Ipv4Addr::from(network);
+                } else {
+                    last_cidr = Ipv4Addr::from(network | (!mask & 1));
+                }
             }
         }
         state.ipcache = prefixes;
@@ -239,7 +259,8 @@ impl Scenario {
         }
         Self {
             state,
-            allowed_dst: IpAddr::V4(last),
+            allowed_dst: IpAddr::V4(last_host),
+            cidr_dst: IpAddr::V4(last_cidr),
         }
     }
 }
@@ -250,16 +271,18 @@ fn report(results: &[Measurement], repeat: u32, rounds: usize) -> Result<()> {
     md.push_str(&format!(
         "Median of {rounds} measurements of {repeat} runs each; ratios to the first row, measured in the same run.\n\n"
     ));
-    md.push_str("| CIDR entries | identities | established (ns) | ratio | new flow, denied (ns) | ratio |\n|---:|---:|---:|---:|---:|---:|\n");
+    md.push_str("Ip cache entries: half pod addresses (/32, exact-match hash), half CIDRs /16../31 (LPM trie). New flows go to a pod (hash hit) or to an address only a CIDR covers (hash miss, trie lookup).\n\n");
+    md.push_str("| ip cache entries | identities | established (ns) | ratio | new flow to a pod, denied (ns) | ratio | new flow to a CIDR, denied (ns) | ratio |\n|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     let mut json = Vec::new();
     for m in results {
-        let (re, rn) = (
+        let (re, rn, rc) = (
             m.established_ns / base.established_ns,
             m.new_flow_ns / base.new_flow_ns,
+            m.new_flow_cidr_ns / base.new_flow_cidr_ns,
         );
         md.push_str(&format!(
-            "| {} | {} | {:.1} | {:.2} | {:.1} | {:.2} |\n",
-            m.cidrs, m.identities, m.established_ns, re, m.new_flow_ns, rn
+            "| {} | {} | {:.1} | {:.2} | {:.1} | {:.2} | {:.1} | {:.2} |\n",
+            m.cidrs, m.identities, m.established_ns, re, m.new_flow_ns, rn, m.new_flow_cidr_ns, rc
         ));
         json.push(serde_json::json!({
             "cidr_entries": m.cidrs,
@@ -268,6 +291,8 @@ fn report(results: &[Measurement], repeat: u32, rounds: usize) -> Result<()> {
             "established_ratio": re,
             "new_flow_denied_ns": m.new_flow_ns,
             "new_flow_denied_ratio": rn,
+            "new_flow_cidr_denied_ns": m.new_flow_cidr_ns,
+            "new_flow_cidr_denied_ratio": rc,
         }));
     }
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("results");

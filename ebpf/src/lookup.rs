@@ -2,14 +2,22 @@
 
 use aya_ebpf::maps::lpm_trie::Key;
 use palisade_abi::{
-    IPCACHE_KEY_BITS, IpCacheKey, POLICY_KEY_BITS, PolicyKey, PolicyValue, reserved,
+    IPCACHE_KEY_BITS, IpCacheHostKey, IpCacheKey, POLICY_KEY_BITS, PolicyKey, PolicyValue,
+    reserved,
 };
 
-use crate::maps::{IPCACHE, POLICY};
+use crate::maps::{IPCACHE, IPCACHE_HOSTS, POLICY};
 
-/// Identity of `addr` in `slot`; addresses the cache does not cover are WORLD.
+/// Identity of `addr` in `slot`; addresses the cache does not cover are WORLD. Host
+/// entries are an exact-match hash in front of the trie (a host entry is the longest
+/// prefix an address can have, so a hit there is the trie's answer too).
 #[inline(always)]
 pub fn identity_of(slot: u32, addr: [u8; 16]) -> u32 {
+    let host = IpCacheHostKey { slot, addr };
+    // SAFETY: plain data, read at once.
+    if let Some(v) = unsafe { IPCACHE_HOSTS.get(&host) } {
+        return v.identity;
+    }
     let key = Key::new(IPCACHE_KEY_BITS, IpCacheKey::new(slot, addr));
     match IPCACHE.get(&key) {
         Some(v) => v.identity,

@@ -39,6 +39,7 @@ mod service;
 mod service_policy;
 mod sock_addr;
 mod sock_lb;
+mod socket_controls;
 mod verdict;
 
 use aya_ebpf::{bindings::BPF_NOEXIST, macros::cgroup_skb, programs::SkBuffContext};
@@ -87,6 +88,13 @@ fn decide(ctx: &SkBuffContext, dir: u8) -> i32 {
     }
 
     let egress = dir == direction::EGRESS;
+    if egress && pkt.fragment {
+        // Only raw sockets emit fragments (cgroup_skb egress runs before the kernel
+        // fragments): a non-first one has no ports to decide on, and a first one
+        // would let its followers through. Dropped for every cgroup under the root.
+        events::count(reason::DENIED_FRAGMENT);
+        return DROP;
+    }
     let generation = GEN.get(0).map(|g| g.generation).unwrap_or(0);
     let slot = generation & 1;
     let (local_port, remote_port) = if egress {
@@ -157,12 +165,6 @@ fn decide(ctx: &SkBuffContext, dir: u8) -> i32 {
         }
         return DROP;
     };
-    if egress && pkt.non_first_fragment {
-        // Only raw sockets emit fragments (cgroup_skb egress runs before the kernel
-        // fragments); without ports there is nothing to decide on.
-        events::count(reason::DENIED_FRAGMENT);
-        return DROP;
-    }
 
     let d = verdict::decide_flow(
         slot,

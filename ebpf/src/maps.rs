@@ -4,7 +4,8 @@
 //!
 //! All maps are pinned by name (the agent pins them under `<pin-path>/v<ABI>/maps/`),
 //! so they outlive the agent process and a restarted agent adopts them. Writers:
-//! - user space only: GEN, CONFIG, ENDPOINTS, LOCAL_ADDRS, IPCACHE, POLICY;
+//! - user space only: GEN, CONFIG, ENDPOINTS, LOCAL_ADDRS, IPCACHE, IPCACHE_HOSTS,
+//!   POLICY, BIND_PORTS;
 //! - kernel only: CT (user space may read and delete), EVENTS, COUNTERS, EVENT_BUDGET.
 
 use aya_ebpf::{
@@ -12,8 +13,9 @@ use aya_ebpf::{
     maps::{Array, HashMap, LpmTrie, LruHashMap, PerCpuArray, RingBuf},
 };
 use palisade_abi::{
-    CtKey, CtValue, EndpointInfo, EndpointKey, EventBudget, GenerationWord, IpCacheKey,
-    IpCacheValue, LocalAddrKey, NodeConfig, PolicyKey, PolicyValue, capacity,
+    BindPorts, CtKey, CtValue, EndpointInfo, EndpointKey, EventBudget, GenerationWord,
+    IpCacheHostKey, IpCacheKey, IpCacheValue, LocalAddrKey, NodeConfig, PolicyKey, PolicyValue,
+    capacity,
 };
 
 /// Index 0: the generation the programs read; slot = generation & 1.
@@ -38,6 +40,17 @@ pub static LOCAL_ADDRS: HashMap<LocalAddrKey, u64> =
 #[map(name = "PALISADE_IPCACHE")]
 pub static IPCACHE: LpmTrie<IpCacheKey, IpCacheValue> =
     LpmTrie::pinned(2 * capacity::IPCACHE_PER_SLOT, 0);
+
+/// (slot, address) -> identity, for host (/32, /128) entries: looked up before the
+/// trie, which holds the shorter prefixes only.
+#[map(name = "PALISADE_IPCACHE_HOSTS")]
+pub static IPCACHE_HOSTS: HashMap<IpCacheHostKey, IpCacheValue> =
+    HashMap::pinned(2 * capacity::IPCACHE_HOSTS_PER_SLOT, 0);
+
+/// (cgroup id, slot) -> ports the endpoint may bind (socket controls).
+#[map(name = "PALISADE_BIND_PORTS")]
+pub static BIND_PORTS: HashMap<EndpointKey, BindPorts> =
+    HashMap::pinned(2 * capacity::BIND_PORTS_PER_SLOT, 0);
 
 /// (slot, policy, peer, direction, protocol, port prefix) -> verdict.
 #[map(name = "PALISADE_POLICY")]

@@ -42,8 +42,10 @@ pub struct Packet {
     pub icmp_type: u8,
     /// TCP flags (byte 13 of the TCP header), zero otherwise.
     pub tcp_flags: u8,
-    /// A fragment other than the first: no transport header to read.
-    pub non_first_fragment: bool,
+    /// Any fragment (IPv4 MF set or a non-zero offset; an IPv6 fragment header).
+    /// Leaving an endpoint, only a raw socket emits one (cgroup_skb egress runs
+    /// before the kernel fragments).
+    pub fragment: bool,
     /// For an ICMP/ICMPv6 error: offset of the packet it quotes (zero otherwise).
     /// Read by [`quoted_key`] only when needed, to keep the common path's stack small.
     pub quote_offset: u32,
@@ -75,8 +77,48 @@ pub fn parse(ctx: &SkBuffContext) -> Option<Packet> {
     }
 }
 
+/// IPv4 header without options (20 bytes) plus the first 14 bytes of a TCP header.
+const V4_TCP_DIRECT_BYTES: usize = 20 + 14;
+
+/// The common case read straight from the linear packet data (no helper call): an
+/// unfragmented IPv4 TCP or UDP packet without IP options whose first 34 bytes are in
+/// the linear part. Anything else returns None and takes the general path.
+#[inline(always)]
+fn parse_v4_direct(ctx: &SkBuffContext) -> Option<Packet> {
+    // SAFETY: reading two fields of the program's own context.
+    let (data, end) = unsafe { ((*ctx.skb.skb).data as usize, (*ctx.skb.skb).data_end as usize) };
+    if data + V4_TCP_DIRECT_BYTES > end {
+        return None;
+    }
+    // SAFETY: the bounds check above covers every byte read (the verifier checks it).
+    let hdr = unsafe { &*(data as *const [u8; V4_TCP_DIRECT_BYTES]) };
+    let protocol = hdr[9];
+    if hdr[0] != 0x45
+        || hdr[6] & 0x3f != 0
+        || hdr[7] != 0
+        || (protocol != IPPROTO_TCP && protocol != IPPROTO_UDP)
+    {
+        return None;
+    }
+    Some(Packet {
+        ip_version: 4,
+        src: v4_mapped([hdr[12], hdr[13], hdr[14], hdr[15]]),
+        dst: v4_mapped([hdr[16], hdr[17], hdr[18], hdr[19]]),
+        protocol,
+        sport: u16::from_be_bytes([hdr[20], hdr[21]]),
+        dport: u16::from_be_bytes([hdr[22], hdr[23]]),
+        icmp_type: 0,
+        tcp_flags: if protocol == IPPROTO_TCP { hdr[33] } else { 0 },
+        fragment: false,
+        quote_offset: 0,
+    })
+}
+
 #[inline(always)]
 fn parse_v4(ctx: &SkBuffContext) -> Option<Packet> {
+    if let Some(pkt) = parse_v4_direct(ctx) {
+        return Some(pkt);
+    }
     // One load for the whole fixed header: each load is a helper call.
     let hdr: [u8; 20] = ctx.load(0).ok()?;
     let ihl = ((hdr[0] & 0x0f) as usize) * 4;
@@ -88,6 +130,8 @@ fn parse_v4(ctx: &SkBuffContext) -> Option<Packet> {
     let src = [hdr[12], hdr[13], hdr[14], hdr[15]];
     let dst = [hdr[16], hdr[17], hdr[18], hdr[19]];
     let non_first_fragment = frag & 0x1fff != 0;
+    // More Fragments (0x2000) or an offset.
+    let fragment = frag & 0x3fff != 0;
     let mut pkt = Packet {
         ip_version: 4,
         src: v4_mapped(src),
@@ -97,7 +141,7 @@ fn parse_v4(ctx: &SkBuffContext) -> Option<Packet> {
         dport: 0,
         icmp_type: 0,
         tcp_flags: 0,
-        non_first_fragment,
+        fragment,
         quote_offset: 0,
     };
     if !non_first_fragment {
@@ -117,6 +161,7 @@ fn parse_v6(ctx: &SkBuffContext) -> Option<Packet> {
     dst.copy_from_slice(&hdr[18..34]);
     let mut offset: usize = 40;
     let mut non_first_fragment = false;
+    let mut fragment = false;
     for _ in 0..MAX_IPV6_EXT_HEADERS {
         match next {
             IPPROTO_HOPOPTS | IPPROTO_ROUTING | IPPROTO_DSTOPTS => {
@@ -134,6 +179,7 @@ fn parse_v6(ctx: &SkBuffContext) -> Option<Packet> {
                 next = hdr[0];
                 let frag_off = u16::from_be_bytes([hdr[2], hdr[3]]) & 0xfff8;
                 non_first_fragment = frag_off != 0;
+                fragment = true;
                 offset += 8;
             }
             _ => break,
@@ -148,7 +194,7 @@ fn parse_v6(ctx: &SkBuffContext) -> Option<Packet> {
         dport: 0,
         icmp_type: 0,
         tcp_flags: 0,
-        non_first_fragment,
+        fragment,
         quote_offset: 0,
     };
     if !non_first_fragment {

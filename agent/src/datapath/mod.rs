@@ -6,6 +6,11 @@
 //! programs are attached, so the first packet a program sees is decided by the
 //! current policy; on restart, the old programs keep running on the old tables until
 //! `attach` swaps the new programs in with `BPF_LINK_UPDATE`.
+//!
+//! The socket controls' LSM program (`lsm_cgroup/socket_post_create`, the only hook
+//! that sees AF_PACKET sockets) needs BPF LSM: it is loaded by [`Datapath::load_lsm`]
+//! only where BPF LSM is active, and what happened is kept in
+//! [`Datapath::packet_socket_control`] for start-up logs and `/status`.
 
 mod links;
 mod sock_hooks;
@@ -16,7 +21,8 @@ use crate::pins::PinLayout;
 use anyhow::{Context, Result};
 use aya::maps::{MapData, PerCpuArray, RingBuf};
 use aya::programs::{
-    CgroupAttachMode, CgroupSkb, CgroupSkbAttachType, CgroupSockAddr, links::FdLink,
+    CgroupAttachMode, CgroupSkb, CgroupSkbAttachType, CgroupSock, CgroupSockAddr, LsmCgroup,
+    links::FdLink,
 };
 use aya::{Ebpf, EbpfLoader};
 use palisade_abi::{map_names, program_names};
@@ -46,6 +52,8 @@ pub const REASON_NAMES: [&str; palisade_abi::reason::COUNT as usize] = [
     "conntrack_created",
     "conntrack_removed",
     "conntrack_miss_established",
+    "denied_socket",
+    "audit_denied_socket",
 ];
 
 /// The conntrack table, for counting its live entries (see `standalone::conntrack`).
@@ -61,7 +69,14 @@ pub struct Datapath {
     pub logger: Option<KernelLogger>,
     /// Taken by whoever watches conntrack occupancy.
     pub conntrack: Option<ConntrackMap>,
+    /// How AF_PACKET sockets are refused on this node: `enforced (...)` or
+    /// `unavailable: <reason>` (set by [`Datapath::load_lsm`]).
+    pub packet_socket_control: String,
+    lsm_loaded: bool,
 }
+
+/// Pin suffix of the LSM program's link.
+const LSM_HOOK_PIN: &str = "lsm-socket_post_create";
 
 /// How a program ended up attached.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -128,12 +143,22 @@ impl Datapath {
                 .load()
                 .with_context(|| format!("verifying and loading program {name}"))?;
         }
-        for (name, _) in sock_hooks::SOCK_ADDR_HOOKS {
+        for (name, _) in sock_hooks::SOCK_ADDR_HOOKS
+            .into_iter()
+            .chain(sock_hooks::BIND_HOOKS)
+        {
             let program: &mut CgroupSockAddr = program_mut(&mut ebpf, name)?;
             program
                 .load()
                 .with_context(|| format!("verifying and loading program {name}"))?;
         }
+        let program: &mut CgroupSock = program_mut(&mut ebpf, program_names::SOCK_CREATE)?;
+        program.load().with_context(|| {
+            format!(
+                "verifying and loading program {}",
+                program_names::SOCK_CREATE
+            )
+        })?;
         let tables = TableWriter {
             generation: take_map(&mut ebpf, map_names::GENERATION)?,
             config: take_map(&mut ebpf, map_names::NODE_CONFIG)?,
@@ -144,6 +169,8 @@ impl Datapath {
             endpoint_addrs: take_map(&mut ebpf, map_names::ENDPOINT_ADDRS)?,
             services: take_map(&mut ebpf, map_names::SERVICES)?,
             service_backends: take_map(&mut ebpf, map_names::SERVICE_BACKENDS)?,
+            ipcache_hosts: take_map(&mut ebpf, map_names::IPCACHE_HOSTS)?,
+            bind_ports: take_map(&mut ebpf, map_names::BIND_PORTS)?,
             shadow: [None, None],
         };
         let events = Some(take_map(&mut ebpf, map_names::EVENTS)?);
@@ -156,7 +183,37 @@ impl Datapath {
             counters,
             logger,
             conntrack,
+            packet_socket_control: "unavailable: BPF LSM not checked".into(),
+            lsm_loaded: false,
         })
+    }
+
+    /// Loads the LSM program refusing AF_PACKET sockets, if `bpf_lsm_active` (see
+    /// `crate::lsm`). Never fails: what happened is in `packet_socket_control`, and
+    /// the other programs enforce everything else either way.
+    pub fn load_lsm(&mut self, bpf_lsm_active: Option<bool>) {
+        self.packet_socket_control = match bpf_lsm_active {
+            None => "unavailable: could not determine whether BPF LSM is active".into(),
+            Some(false) => "unavailable: BPF LSM is not active on this node (`bpf` is not in \
+                            the kernel's lsm= list)"
+                .into(),
+            Some(true) => match self.try_load_lsm() {
+                Ok(()) => {
+                    self.lsm_loaded = true;
+                    format!("enforced (lsm_cgroup/{})", program_names::LSM_SOCKET_HOOK)
+                }
+                Err(e) => format!("unavailable: {e:#}"),
+            },
+        };
+    }
+
+    fn try_load_lsm(&mut self) -> Result<()> {
+        let btf = aya::Btf::from_sys_fs().context("reading the kernel's BTF")?;
+        let program: &mut LsmCgroup =
+            program_mut(&mut self.ebpf, program_names::LSM_SOCKET_POST_CREATE)?;
+        program
+            .load(program_names::LSM_SOCKET_HOOK, &btf)
+            .context("loading the BPF_LSM_CGROUP program (Linux 6.0 or newer)")
     }
 
     /// Attaches every program at `cgroup_root` (id `cgroup_id`), or swaps them into
@@ -211,6 +268,51 @@ impl Datapath {
                 Attachment::Attached
             };
             done.push((hook, how));
+        }
+        for (name, hook) in sock_hooks::BIND_HOOKS {
+            let program: &mut CgroupSockAddr = program_mut(&mut self.ebpf, name)?;
+            let pin = layout.link(cgroup_id, hook);
+            let how = if pin.exists() {
+                links::replace_program(&pin, program.fd()?.as_fd())?;
+                Attachment::Replaced
+            } else {
+                let id = program
+                    .attach(&cgroup, CgroupAttachMode::Single)
+                    .with_context(|| at(name))?;
+                pin_link(program.take_link(id)?.try_into()?, &pin)?;
+                Attachment::Attached
+            };
+            done.push((hook, how));
+        }
+        {
+            let (name, hook) = (program_names::SOCK_CREATE, sock_hooks::SOCK_CREATE_HOOK);
+            let program: &mut CgroupSock = program_mut(&mut self.ebpf, name)?;
+            let pin = layout.link(cgroup_id, hook);
+            let how = if pin.exists() {
+                links::replace_program(&pin, program.fd()?.as_fd())?;
+                Attachment::Replaced
+            } else {
+                let id = program
+                    .attach(&cgroup, CgroupAttachMode::Single)
+                    .with_context(|| at(name))?;
+                pin_link(program.take_link(id)?.try_into()?, &pin)?;
+                Attachment::Attached
+            };
+            done.push((hook, how));
+        }
+        if self.lsm_loaded {
+            let name = program_names::LSM_SOCKET_POST_CREATE;
+            let program: &mut LsmCgroup = program_mut(&mut self.ebpf, name)?;
+            let pin = layout.link(cgroup_id, LSM_HOOK_PIN);
+            let how = if pin.exists() {
+                links::replace_program(&pin, program.fd()?.as_fd())?;
+                Attachment::Replaced
+            } else {
+                let id = program.attach(&cgroup).with_context(|| at(name))?;
+                pin_link(program.take_link(id)?.into(), &pin)?;
+                Attachment::Attached
+            };
+            done.push((LSM_HOOK_PIN, how));
         }
         Ok(done)
     }

@@ -2,6 +2,10 @@
 //! visible: the next state is written into the inactive slot (diffed against what
 //! that slot holds), then the generation word is flipped with one 32-bit store.
 //!
+//! Ip cache host entries (/32, /128: `IpPrefix` with 128 bits) go to the exact-match
+//! `PALISADE_IPCACHE_HOSTS`, every shorter prefix to the `PALISADE_IPCACHE` trie; the
+//! programs try the hash first. Both are one table here (`DesiredState::ipcache`).
+//!
 //! The writer keeps a shadow of each slot's contents so that a diff costs no map
 //! iteration; after a restart the shadow is rebuilt once from the pinned maps.
 
@@ -9,9 +13,9 @@ use crate::desired::{self, DesiredState, IpPrefix, PolicyRow, ServiceRow};
 use anyhow::{Context, Result};
 use aya::maps::{Array, HashMap, LpmTrie, MapData, lpm_trie::Key};
 use palisade_abi::{
-    BackendKey, BackendValue, EndpointAddrKey, EndpointInfo, EndpointKey, GenerationWord,
-    IpCacheKey, IpCacheValue, LocalAddrKey, NodeConfig, PolicyKey, PolicyValue, ServiceKey,
-    ServiceValue, ipcache_prefix_len,
+    BackendKey, BackendValue, BindPorts, EndpointAddrKey, EndpointInfo, EndpointKey,
+    GenerationWord, IpCacheHostKey, IpCacheKey, IpCacheValue, LocalAddrKey, NodeConfig, PolicyKey,
+    PolicyValue, ServiceKey, ServiceValue, ipcache_prefix_len,
 };
 use std::collections::BTreeMap;
 
@@ -25,6 +29,8 @@ pub struct TableWriter {
     pub(super) endpoint_addrs: HashMap<MapData, EndpointAddrKey, [u8; 16]>,
     pub(super) services: HashMap<MapData, ServiceKey, ServiceValue>,
     pub(super) service_backends: HashMap<MapData, BackendKey, BackendValue>,
+    pub(super) ipcache_hosts: HashMap<MapData, IpCacheHostKey, IpCacheValue>,
+    pub(super) bind_ports: HashMap<MapData, EndpointKey, BindPorts>,
     /// What each slot holds, once known.
     pub(super) shadow: [Option<DesiredState>; 2],
 }
@@ -75,9 +81,21 @@ impl TableWriter {
             stats.deleted += 1;
         }
         for prefix in removed(&old.ipcache, &desired.ipcache) {
-            self.ipcache
-                .remove(&ipcache_key(slot, prefix))
-                .context("PALISADE_IPCACHE delete")?;
+            if is_host(prefix) {
+                self.ipcache_hosts
+                    .remove(&ipcache_host_key(slot, prefix))
+                    .context("PALISADE_IPCACHE_HOSTS delete")?;
+            } else {
+                self.ipcache
+                    .remove(&ipcache_key(slot, prefix))
+                    .context("PALISADE_IPCACHE delete")?;
+            }
+            stats.deleted += 1;
+        }
+        for cgroup_id in removed(&old.bind_ports, &desired.bind_ports) {
+            self.bind_ports
+                .remove(&endpoint_key(cgroup_id, slot))
+                .context("PALISADE_BIND_PORTS delete")?;
             stats.deleted += 1;
         }
         for row in removed(&old.policy, &desired.policy) {
@@ -117,9 +135,21 @@ impl TableWriter {
             stats.written += 1;
         }
         for (&prefix, value) in changed(&old.ipcache, &desired.ipcache) {
-            self.ipcache
-                .insert(&ipcache_key(slot, prefix), value, 0)
-                .context("PALISADE_IPCACHE insert (table full?)")?;
+            if is_host(prefix) {
+                self.ipcache_hosts
+                    .insert(ipcache_host_key(slot, prefix), value, 0)
+                    .context("PALISADE_IPCACHE_HOSTS insert (table full?)")?;
+            } else {
+                self.ipcache
+                    .insert(&ipcache_key(slot, prefix), value, 0)
+                    .context("PALISADE_IPCACHE insert (table full?)")?;
+            }
+            stats.written += 1;
+        }
+        for (&cgroup_id, value) in changed(&old.bind_ports, &desired.bind_ports) {
+            self.bind_ports
+                .insert(endpoint_key(cgroup_id, slot), value, 0)
+                .context("PALISADE_BIND_PORTS insert (table full?)")?;
             stats.written += 1;
         }
         for (&row, value) in changed(&old.policy, &desired.policy) {
@@ -196,6 +226,18 @@ impl TableWriter {
                     .insert((data.addr, key.prefix_len() - ipcache_prefix_len(0)), value);
             }
         }
+        for item in self.ipcache_hosts.iter() {
+            let (key, value) = item.context("iterating PALISADE_IPCACHE_HOSTS")?;
+            if key.slot == slot {
+                state.ipcache.insert((key.addr, 128), value);
+            }
+        }
+        for item in self.bind_ports.iter() {
+            let (key, value) = item.context("iterating PALISADE_BIND_PORTS")?;
+            if key.slot == slot {
+                state.bind_ports.insert(key.cgroup_id, value);
+            }
+        }
         for item in self.policy.iter() {
             let (key, value) = item.context("iterating PALISADE_POLICY")?;
             let data = key.data();
@@ -255,6 +297,15 @@ fn endpoint_key(cgroup_id: u64, slot: u32) -> EndpointKey {
 
 fn ipcache_key(slot: u32, (addr, bits): IpPrefix) -> Key<IpCacheKey> {
     Key::new(ipcache_prefix_len(bits), IpCacheKey::new(slot, addr))
+}
+
+/// A host entry: one address, looked up by exact match.
+fn is_host((_, bits): IpPrefix) -> bool {
+    bits == 128
+}
+
+fn ipcache_host_key(slot: u32, (addr, _): IpPrefix) -> IpCacheHostKey {
+    IpCacheHostKey { slot, addr }
 }
 
 fn policy_key(slot: u32, row: PolicyRow) -> Key<PolicyKey> {

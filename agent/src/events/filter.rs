@@ -189,6 +189,7 @@ mod tests {
                 action: "Deny".into(),
             }],
             generation: 1,
+            socket: None,
         }
     }
 

@@ -154,6 +154,7 @@ mod tests {
             },
             decided_by: vec![],
             generation: 1,
+            socket: None,
         }
     }
 

@@ -20,9 +20,19 @@
 //!                  "rule": null, "action": "Deny"}],
 //!  "generation": 4}
 //! ```
+//!
+//! A socket call refused by an EgressPolicy socket control (or, in audit mode, one it
+//! would refuse) is a line of `"type": "socket"` with the same fields and one more,
+//! `"socket"`: `raw` (`socket(AF_INET/AF_INET6, SOCK_RAW, protocol)`; `protocol` is
+//! the socket's), `packet` (`socket(AF_PACKET, ...)`; `port` is the ethertype asked
+//! for) or `bind` (`local.address`/`local.port` is what was asked for). `decided_by`
+//! names the EgressPolicies with a `sockets` stanza behind the pod's controls
+//! (`rule: null`); the peer is the unspecified address.
 
 use crate::status::EventNames;
-use palisade_abi::{FlowEvent, RULE_REF_DEFAULT, direction, is_v4_mapped, reserved, verdict};
+use palisade_abi::{
+    FlowEvent, RULE_REF_DEFAULT, direction, event_kind, is_v4_mapped, reserved, verdict,
+};
 use palisade_policy::model::{Direction, ObjectRef};
 use serde::{Deserialize, Serialize};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -30,7 +40,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 /// One flow event, resolved.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FlowRecord {
-    /// Always `flow` (other line types of the stream: `lost`).
+    /// `flow`, or `socket` for a socket control's refusal (other line types of the
+    /// stream: `lost`).
     #[serde(rename = "type")]
     pub kind: String,
     /// When the kernel decided, RFC 3339 UTC with nanoseconds.
@@ -53,6 +64,9 @@ pub struct FlowRecord {
     pub decided_by: Vec<DecidedBy>,
     /// Policy generation the decision was made in.
     pub generation: u32,
+    /// For `"type": "socket"`: `raw`, `packet` or `bind`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub socket: Option<String>,
 }
 
 /// The pod on this node the event is about.
@@ -105,13 +119,21 @@ impl FlowRecord {
         let local_pod = names.pods_by_cgroup.get(&event.cgroup_id);
         let peer_address = address(&event.remote_addr);
         let peer_pod = names.pods_by_ip.get(&peer_address);
-        let port = if dir == Direction::Egress {
+        let socket = socket_name(event.kind);
+        let port = if event.kind == event_kind::BIND {
+            event.local_port
+        } else if dir == Direction::Egress {
             event.remote_port
         } else {
             event.local_port
         };
+        let decided_by = if socket.is_some() {
+            socket_decided_by(event, names, local_pod)
+        } else {
+            decided_by(event, names, local_pod, dir)
+        };
         Self {
-            kind: "flow".into(),
+            kind: if socket.is_some() { "socket" } else { "flow" }.into(),
             time,
             verdict: verdict_name(event.verdict).into(),
             direction: dir.as_str().into(),
@@ -132,8 +154,9 @@ impl FlowRecord {
                 address: peer_address,
                 port: event.remote_port,
             },
-            decided_by: decided_by(event, names, local_pod, dir),
+            decided_by,
             generation: event.generation,
+            socket: socket.map(str::to_string),
         }
     }
 
@@ -156,6 +179,49 @@ impl FlowRecord {
             },
         }
     }
+}
+
+/// The name of a socket event's [`event_kind`]; None for a flow.
+fn socket_name(kind: u32) -> Option<&'static str> {
+    match kind {
+        event_kind::RAW_SOCKET => Some("raw"),
+        event_kind::PACKET_SOCKET => Some("packet"),
+        event_kind::BIND => Some("bind"),
+        _ => None,
+    }
+}
+
+/// The EgressPolicies behind the local pod's socket controls, in the event's
+/// generation.
+fn socket_decided_by(
+    event: &FlowEvent,
+    names: &EventNames,
+    local_pod: Option<&ObjectRef>,
+) -> Vec<DecidedBy> {
+    let (Some(generation), Some(pod)) = (names.generations.get(&event.generation), local_pod)
+    else {
+        return Vec::new();
+    };
+    let action = if event.verdict == verdict::AUDIT_DENY {
+        "AuditDeny"
+    } else {
+        "Deny"
+    };
+    generation
+        .socket_policies
+        .get(pod)
+        .into_iter()
+        .flatten()
+        .map(|policy| DecidedBy {
+            side: "egress".into(),
+            tier: "egress".into(),
+            kind: "EgressPolicy".into(),
+            namespace: Some(policy.namespace.clone()),
+            name: policy.name.clone(),
+            rule: None,
+            action: action.into(),
+        })
+        .collect()
 }
 
 fn decided_by(
@@ -279,9 +345,32 @@ mod tests {
                 )]
                 .into_iter()
                 .collect(),
+                socket_policies: [(pod("tenant", "client"), vec![pod("tenant", "locked")])]
+                    .into_iter()
+                    .collect(),
             }),
         );
         names
+    }
+
+    #[test]
+    fn a_socket_refusal_names_the_egress_policy() {
+        let e = FlowEvent {
+            kind: event_kind::BIND,
+            verdict: verdict::DENY,
+            local_port: 9000,
+            protocol: 6,
+            rule_ref: RULE_REF_DEFAULT,
+            ..event()
+        };
+        let r = FlowRecord::resolve(&e, &names(), "t".into());
+        assert_eq!(r.kind, "socket");
+        assert_eq!(r.socket.as_deref(), Some("bind"));
+        assert_eq!(r.port, 9000);
+        assert_eq!(r.decided_by.len(), 1);
+        assert_eq!(r.decided_by[0].kind, "EgressPolicy");
+        assert_eq!(r.decided_by[0].name, "locked");
+        assert_eq!(r.decided_by[0].action, "Deny");
     }
 
     fn event() -> FlowEvent {
@@ -301,7 +390,7 @@ mod tests {
             policy_id: 1,
             rule_ref: 0,
             generation: 4,
-            _reserved: 0,
+            kind: 0,
         }
     }
 

@@ -10,7 +10,9 @@ mod reconcile;
 use crate::datapath::{Datapath, KernelLogger};
 use crate::events::hub::EventHub;
 use crate::pins::{self, PinLayout};
-use crate::status::{EventNames, EventsStatus, GenerationNames, PendingPod, Shared, Status};
+use crate::status::{
+    EventNames, EventsStatus, GenerationNames, PendingPod, Shared, SocketControlsStatus, Status,
+};
 use crate::{cgroupfs, events, health, preflight};
 use anyhow::{Context, Result};
 use conntrack::ConntrackWatch;
@@ -86,8 +88,20 @@ pub async fn run(opts: Options) -> Result<()> {
             None
         }
     };
+    datapath.load_lsm(lsm.as_ref().map(|l| l.bpf_lsm_active));
+    let socket_controls = SocketControlsStatus::new(&datapath.packet_socket_control);
+    if datapath.packet_socket_control.starts_with("unavailable") {
+        tracing::warn!(
+            packet_sockets = %socket_controls.packet_sockets,
+            "AF_PACKET sockets cannot be refused on this node; raw sockets and bind ports \
+             are enforced"
+        );
+    } else {
+        tracing::info!(packet_sockets = %socket_controls.packet_sockets, "socket controls");
+    }
     let shared = Shared::default();
     *shared.status.write().expect("status lock") = Status {
+        socket_controls,
         node: opts.node_name.clone(),
         abi_version: ABI_VERSION,
         pin_path: opts.pin_path.display().to_string(),
@@ -231,6 +245,7 @@ fn record_success(shared: &Shared, report: PassReport, warned: &mut BTreeSet<Pen
             Arc::new(GenerationNames {
                 compiled: report.compiled.clone(),
                 isolating: report.isolating.as_ref().clone(),
+                socket_policies: report.socket_policies.as_ref().clone(),
             }),
         );
         while names.generations.len() > 2 {

@@ -9,7 +9,7 @@ use crate::status::PendingPod;
 use anyhow::{Context, Result};
 use palisade_abi::{EndpointInfo, NodeConfig};
 use palisade_policy::compile::{self, tables::CompiledCluster};
-use palisade_policy::model::{Cluster, Direction, ObjectRef};
+use palisade_policy::model::{Cluster, Direction, EgressPolicy, Enforcement, ObjectRef};
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -29,6 +29,8 @@ pub struct Reconciler {
     pods_by_ip: Arc<BTreeMap<IpAddr, ObjectRef>>,
     /// NetworkPolicies isolating this node's pods (for naming isolation defaults).
     isolating: Arc<Isolating>,
+    /// EgressPolicies behind this node's pods' socket controls (for naming refusals).
+    socket_policies: Arc<SocketPolicies>,
     /// The inputs of the state last published (manifest hash, cgroup ids): the desired
     /// state is a function of them, so an unchanged pair needs no rebuild.
     published_inputs: Option<(String, BTreeMap<ObjectRef, u64>)>,
@@ -47,7 +49,11 @@ pub struct PassReport {
     pub published: Option<ApplyStats>,
     pub pods_by_ip: Arc<BTreeMap<IpAddr, ObjectRef>>,
     pub isolating: Arc<Isolating>,
+    pub socket_policies: Arc<SocketPolicies>,
 }
+
+/// pod -> the EgressPolicies whose `sockets` stanza restricts its sockets.
+pub type SocketPolicies = BTreeMap<ObjectRef, Vec<ObjectRef>>;
 
 /// (pod, direction) -> the NetworkPolicies that isolate the pod in that direction.
 pub type Isolating = BTreeMap<(ObjectRef, Direction), Vec<ObjectRef>>;
@@ -80,6 +86,7 @@ impl Reconciler {
             pod_ips: BTreeMap::new(),
             pods_by_ip: Arc::default(),
             isolating: Arc::default(),
+            socket_policies: Arc::default(),
             published_inputs: None,
             own_cgroup,
         }
@@ -118,6 +125,7 @@ impl Reconciler {
                     .collect(),
             );
             self.isolating = Arc::new(isolating(&cluster, &self.node));
+            self.socket_policies = Arc::new(socket_policies(&cluster, &self.node));
             self.compiled = Some((set.hash.clone(), Arc::new(compiled)));
         }
         let (applied_hash, compiled) = self.compiled.clone().expect("set above");
@@ -142,6 +150,7 @@ impl Reconciler {
             published,
             pods_by_ip: self.pods_by_ip.clone(),
             isolating: self.isolating.clone(),
+            socket_policies: self.socket_policies.clone(),
         })
     }
 
@@ -233,6 +242,42 @@ fn isolating(cluster: &Cluster, node: &str) -> Isolating {
             if !policies.is_empty() {
                 out.insert((pod_ref.clone(), direction), policies);
             }
+        }
+    }
+    out
+}
+
+/// For each pod of `node`, its effective EgressPolicies (the enforcing ones of its
+/// namespace that select it, else the audit ones, as the compiler picks them) that
+/// have a `sockets` stanza: the policies a socket refusal names.
+fn socket_policies(cluster: &Cluster, node: &str) -> SocketPolicies {
+    let mut out = SocketPolicies::new();
+    for (pod_ref, pod) in &cluster.pods {
+        if pod.node_name.as_deref() != Some(node) {
+            continue;
+        }
+        let selecting = |enforcement: Enforcement| -> Vec<(&ObjectRef, &EgressPolicy)> {
+            cluster
+                .egress_policies
+                .iter()
+                .filter(|(_, p)| {
+                    p.namespace == pod.namespace
+                        && p.enforcement == enforcement
+                        && p.pod_selector.matches(&pod.labels)
+                })
+                .collect()
+        };
+        let mut effective = selecting(Enforcement::Enforce);
+        if effective.is_empty() {
+            effective = selecting(Enforcement::Audit);
+        }
+        let named: Vec<ObjectRef> = effective
+            .into_iter()
+            .filter(|(_, p)| p.sockets.is_some())
+            .map(|(r, _)| r.clone())
+            .collect();
+        if !named.is_empty() {
+            out.insert(pod_ref.clone(), named);
         }
     }
     out

@@ -2,7 +2,7 @@
 //! syntax is tiny).
 
 use crate::probe::Proto;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -11,7 +11,10 @@ pub const USAGE: &str = "\
 usage: palisade-netprobe serve [--tcp PORT]... [--udp PORT]... [--bind IP] [--name NAME]
        palisade-netprobe connect --proto tcp|udp --addr IP --port N [--timeout-ms MS] [--payload TEXT]
                                  [--identify] [--unconnected]
-       palisade-netprobe hold --proto tcp --addr IP --port N [--timeout-ms MS] [--interval-ms MS]";
+       palisade-netprobe hold --proto tcp --addr IP --port N [--timeout-ms MS] [--interval-ms MS]
+       palisade-netprobe socket --kind raw4|raw6|packet
+       palisade-netprobe bind --proto tcp|udp --addr IP --port N
+       palisade-netprobe fragment --src IPV4 --dst IPV4 [--whole]";
 
 const DEFAULT_TIMEOUT: Duration = Duration::from_millis(1000);
 const DEFAULT_INTERVAL: Duration = Duration::from_millis(100);
@@ -23,6 +26,55 @@ pub enum NetprobeCommand {
     Serve(ServeArgs),
     Connect(ConnectArgs),
     Hold(HoldArgs),
+    Socket(SocketArgs),
+    Bind(BindArgs),
+    Fragment(FragmentArgs),
+}
+
+/// `socket`: create one socket of this kind.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SocketArgs {
+    pub kind: SocketKind,
+}
+
+/// What `socket` opens.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SocketKind {
+    /// `socket(AF_INET, SOCK_RAW, IPPROTO_ICMP)`.
+    Raw4,
+    /// `socket(AF_INET6, SOCK_RAW, IPPROTO_ICMPV6)`.
+    Raw6,
+    /// `socket(AF_PACKET, SOCK_RAW, htons(ETH_P_ALL))`.
+    Packet,
+}
+
+impl FromStr for SocketKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "raw4" => Ok(Self::Raw4),
+            "raw6" => Ok(Self::Raw6),
+            "packet" => Ok(Self::Packet),
+            other => Err(format!("{other:?} is not raw4, raw6 or packet")),
+        }
+    }
+}
+
+/// `bind`: bind a TCP or UDP socket to this local address and port.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BindArgs {
+    pub proto: Proto,
+    pub addr: IpAddr,
+    pub port: u16,
+}
+
+/// `fragment`: send one hand-made IPv4 UDP packet from `src` to `dst` through a raw
+/// socket: a non-first fragment, or with `whole` an unfragmented datagram.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FragmentArgs {
+    pub src: Ipv4Addr,
+    pub dst: Ipv4Addr,
+    pub whole: bool,
 }
 
 /// `serve`: echo servers on these ports.
@@ -136,6 +188,28 @@ pub fn parse_args(args: &[String]) -> Result<NetprobeCommand, String> {
                 interval: options.duration_ms("--interval-ms", DEFAULT_INTERVAL)?,
             }))
         }
+        "socket" => {
+            options.only(&["--kind"])?;
+            Ok(NetprobeCommand::Socket(SocketArgs {
+                kind: options.required("--kind")?,
+            }))
+        }
+        "bind" => {
+            options.only(&["--proto", "--addr", "--port"])?;
+            Ok(NetprobeCommand::Bind(BindArgs {
+                proto: options.required("--proto")?,
+                addr: options.required("--addr")?,
+                port: options.required("--port")?,
+            }))
+        }
+        "fragment" => {
+            options.only(&["--src", "--dst", "--whole"])?;
+            Ok(NetprobeCommand::Fragment(FragmentArgs {
+                src: options.required("--src")?,
+                dst: options.required("--dst")?,
+                whole: options.flag("--whole"),
+            }))
+        }
         other => Err(format!("unknown subcommand {other:?}")),
     }
 }
@@ -152,7 +226,7 @@ fn server_name(name: Option<String>) -> Result<Option<String>, String> {
 }
 
 /// Options that take no value.
-const FLAGS: [&str; 2] = ["--identify", "--unconnected"];
+const FLAGS: [&str; 3] = ["--identify", "--unconnected", "--whole"];
 
 /// `--name value` pairs, in order; a flag's value is empty.
 struct Options<'a>(Vec<(&'a str, &'a str)>);
@@ -311,6 +385,30 @@ mod tests {
                 interval: Duration::from_millis(50),
             }))
         );
+    }
+
+    #[test]
+    fn parses_socket_probes() {
+        assert_eq!(
+            parse("socket --kind packet"),
+            Ok(NetprobeCommand::Socket(SocketArgs {
+                kind: SocketKind::Packet
+            }))
+        );
+        assert_eq!(
+            parse("bind --proto udp --addr 10.0.0.1 --port 8080"),
+            Ok(NetprobeCommand::Bind(BindArgs {
+                proto: Proto::Udp,
+                addr: "10.0.0.1".parse().expect("address"),
+                port: 8080,
+            }))
+        );
+        match parse("fragment --src 10.0.0.1 --dst 10.0.0.2 --whole") {
+            Ok(NetprobeCommand::Fragment(args)) => assert!(args.whole),
+            other => panic!("{other:?}"),
+        }
+        assert!(parse("socket --kind tcp").is_err());
+        assert!(parse("fragment --src fd00::1 --dst 10.0.0.2").is_err());
     }
 
     #[test]

@@ -8,17 +8,26 @@
 //! palisade-netprobe connect --proto tcp|udp --addr IP --port N [--timeout-ms MS] [--payload TEXT]
 //!                           [--identify] [--unconnected]
 //! palisade-netprobe hold --proto tcp --addr IP --port N [--timeout-ms MS] [--interval-ms MS]
+//! palisade-netprobe socket --kind raw4|raw6|packet
+//! palisade-netprobe bind --proto tcp|udp --addr IP --port N
+//! palisade-netprobe fragment --src IPV4 --dst IPV4 [--whole]
 //! ```
+//!
+//! `socket`, `bind` and `fragment` probe the socket controls (`sockets.rs`).
 
 mod args;
 mod classify;
 mod connect;
 mod hold;
 mod serve;
+mod sockets;
 
 use std::process::ExitCode;
 
-pub use args::{ConnectArgs, HoldArgs, NetprobeCommand, ServeArgs, USAGE, parse_args};
+pub use args::{
+    BindArgs, ConnectArgs, FragmentArgs, HoldArgs, NetprobeCommand, ServeArgs, SocketArgs,
+    SocketKind, USAGE, parse_args,
+};
 
 /// Runs the tool with its arguments (without the program name) and returns
 /// its exit code: 0 once a result is printed, 2 for bad arguments, 1 if a
@@ -41,5 +50,8 @@ pub fn run(args: &[String]) -> ExitCode {
         },
         NetprobeCommand::Connect(args) => connect::connect(&args),
         NetprobeCommand::Hold(args) => hold::hold(&args),
+        NetprobeCommand::Socket(args) => sockets::socket(&args),
+        NetprobeCommand::Bind(args) => sockets::bind(&args),
+        NetprobeCommand::Fragment(args) => sockets::fragment(&args),
     }
 }
