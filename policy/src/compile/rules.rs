@@ -148,15 +148,35 @@ impl RuleRefs {
 #[derive(Clone, Debug, Default)]
 pub(crate) struct RuleCatalog {
     rules: Vec<RuleInfo>,
+    /// Rules added; only counted, not kept, in a [`RuleCatalog::counting`] catalog.
+    len: u32,
+    counting: bool,
 }
 
 impl RuleCatalog {
+    /// A catalog that hands out the same ids as a full one but keeps no rules: for
+    /// re-indexing policies whose rules an earlier catalog already holds.
+    pub fn counting() -> Self {
+        Self {
+            counting: true,
+            ..Self::default()
+        }
+    }
+
     /// Adds a rule and returns its id. Rules must be added in [`RuleInfo`] order.
     pub fn add(&mut self, rule: RuleInfo) -> RuleId {
-        debug_assert!(self.rules.last().is_none_or(|last| *last < rule));
-        let id = RuleId(u32::try_from(self.rules.len()).unwrap_or(u32::MAX));
-        self.rules.push(rule);
+        let id = RuleId(self.len);
+        self.len = self.len.saturating_add(1);
+        if !self.counting {
+            debug_assert!(self.rules.last().is_none_or(|last| *last < rule));
+            self.rules.push(rule);
+        }
         id
+    }
+
+    /// The id of every rule added.
+    pub fn ids(&self) -> impl Iterator<Item = RuleId> + '_ {
+        (0..self.len).map(RuleId)
     }
 
     /// The rules `cited` names, in catalog order, and each one's index in that list
