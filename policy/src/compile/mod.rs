@@ -21,11 +21,16 @@
 //!
 //! Later policy sources plug in at stage 5: each yields verdict functions, combined
 //! pointwise in `tiers` before encoding.
+//!
+//! `incremental` keeps a compile up to date under single-object changes
+//! ([`Compiler`]) and says what each changed ([`Delta`]); `compact` is a lossless,
+//! much smaller encoding of a published policy table for shipping it to nodes.
 
 mod abi_encoding;
 mod cidr;
 mod cluster_policy;
 mod cluster_rules;
+pub mod compact;
 mod egress_policy;
 mod encode;
 mod endpoint_tables;

@@ -123,6 +123,7 @@ pub(crate) struct RuleId(u32);
 
 /// The published index (`rule_ref`) of each cited rule, dense by [`RuleId`]: looked
 /// up once per published row, so it must be cheap.
+#[derive(Default)]
 pub(crate) struct RuleRefs(Vec<Option<u32>>);
 
 impl RuleRefs {
@@ -172,6 +173,16 @@ impl RuleCatalog {
             self.rules.push(rule);
         }
         id
+    }
+
+    /// Adds the rule `rule` makes, made only if the catalog keeps rules; returns its id.
+    pub fn add_with(&mut self, rule: impl FnOnce() -> RuleInfo) -> RuleId {
+        if self.counting {
+            let id = RuleId(self.len);
+            self.len = self.len.saturating_add(1);
+            return id;
+        }
+        self.add(rule())
     }
 
     /// The id of every rule added.

@@ -28,14 +28,16 @@ mod publisher;
 pub use canonical::{CanonicalCluster, CanonicalNode, CanonicalTable, canonical};
 
 use super::cidr::IpBlocks;
+use super::egress_policy::SocketControls;
+use super::endpoint_tables::EndpointTable;
 use super::endpoint_tables::TableMemo;
-use super::identity::{EgressPortNames, Identities, PodIdentity};
+use super::identity::{EgressPortNames, Identities, NodeIdentity, PodIdentity};
 use super::nodes::PodTables;
 use super::tables::{CompiledCluster, IpCacheEntry};
 use super::{FullCompile, RulePublication, compile_full, services};
 use crate::model::{
-    Cluster, ClusterPolicy, ClusterPolicyRef, EgressPolicy, EndpointSlice, Namespace,
-    NetworkPolicy, Node, ObjectRef, Pod, Service, TrustBoundary,
+    Cluster, ClusterPolicy, ClusterPolicyRef, ContainerPort, EgressPolicy, EndpointSlice, Labels,
+    Namespace, NetworkPolicy, Node, ObjectRef, Pod, Service, TrustBoundary,
 };
 use ipcache_claims::IpCacheClaims;
 use ipnet::IpNet;
@@ -108,6 +110,7 @@ pub struct Compiler {
 }
 
 /// What the incremental path keeps of the last full compile, kept up to date.
+#[derive(Default)]
 struct State {
     trust_boundaries: Vec<ClusterPolicy>,
     blocks: IpBlocks,
@@ -124,6 +127,31 @@ struct State {
     claims: IpCacheClaims,
     /// Every pod (host-network ones too) by node name ("" without one).
     node_pods: BTreeMap<String, BTreeSet<ObjectRef>>,
+    /// Endpoint tables by everything they depend on: a pod like one that exists (a
+    /// replica) gets its table without re-indexing the policies.
+    shapes: FxHashMap<TableInput, (EndpointTable, SocketControls)>,
+}
+
+/// Everything an endpoint's table and socket controls depend on, given the policies
+/// and identities: its namespace, labels and container ports, and its node's identity.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct TableInput {
+    namespace: String,
+    labels: Labels,
+    ports: Vec<ContainerPort>,
+    own_node: Option<NodeIdentity>,
+}
+
+impl TableInput {
+    fn of(pod_ref: &ObjectRef, pod: &Pod, identities: &Identities) -> Self {
+        let node = pod.node_name.as_deref().unwrap_or_default();
+        Self {
+            namespace: pod_ref.namespace.clone(),
+            labels: pod.labels.clone(),
+            ports: pod.ports.clone(),
+            own_node: identities.named_nodes.get(node).cloned(),
+        }
+    }
 }
 
 impl Compiler {
@@ -245,6 +273,8 @@ impl Compiler {
 
     /// Recompiles everything from the cluster state and records the difference.
     fn recompile(&mut self) {
+        // The old state goes first: two at once would double the peak memory.
+        self.state = State::default();
         let (compiled, state) = State::full(&self.cluster);
         diff(&self.compiled, &compiled, &mut self.delta);
         self.delta.full_recompile = true;
@@ -302,7 +332,16 @@ impl State {
                 .or_default()
                 .insert(pod_ref.clone());
         }
+        let mut shapes = FxHashMap::default();
+        for (pod_ref, tables) in &pod_tables {
+            if let Some(pod) = cluster.pods.get(pod_ref) {
+                shapes
+                    .entry(TableInput::of(pod_ref, pod, &identities))
+                    .or_insert_with(|| tables.clone());
+            }
+        }
         let state = State {
+            shapes,
             trust_boundaries,
             blocks,
             egress_port_names,

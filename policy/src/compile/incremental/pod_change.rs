@@ -3,12 +3,14 @@
 //! (the caller then recompiles fully) before touching any node when it cannot do it.
 
 use super::ipcache_claims::{IpCacheClaims, set_entry};
-use super::{Compiler, State};
+use super::{Compiler, State, TableInput};
 use crate::compile::Indexes;
+use crate::compile::egress_policy::SocketControls;
+use crate::compile::endpoint_tables::EndpointTable;
 use crate::compile::identity::pod_identities;
 use crate::compile::nodes::NodePlan;
 use crate::compile::rules::RuleCatalog;
-use crate::model::{ObjectRef, Pod};
+use crate::model::{Cluster, ObjectRef, Pod};
 use ipnet::IpNet;
 use palisade_abi::reserved;
 use std::collections::{BTreeMap, BTreeSet};
@@ -149,22 +151,16 @@ impl Compiler {
         match pod {
             Some(pod) => {
                 let node = pod.node_name.clone().unwrap_or_default();
-                let indexes = Indexes::index(
-                    &self.cluster,
-                    &state.trust_boundaries,
-                    &mut RuleCatalog::counting(),
-                );
-                let mut tables = indexes.endpoint_tables(
-                    &self.cluster,
-                    &state.identities,
-                    &state.blocks,
-                    &state.peer_identities,
-                    std::mem::take(&mut state.memo),
-                );
-                let table = tables.table(pod_ref, pod, state.identities.named_nodes.get(&node));
-                let sockets = tables.socket_controls(pod_ref, pod);
-                state.memo = tables.into_memo();
-                state.pod_tables.insert(pod_ref.clone(), (table, sockets));
+                let input = TableInput::of(pod_ref, pod, &state.identities);
+                let tables = match state.shapes.get(&input) {
+                    Some(tables) => tables.clone(),
+                    None => {
+                        let tables = state.endpoint_table(&self.cluster, pod_ref, pod, &node);
+                        state.shapes.insert(input, tables.clone());
+                        tables
+                    }
+                };
+                state.pod_tables.insert(pod_ref.clone(), tables);
                 state
                     .node_pods
                     .entry(node.clone())
@@ -226,6 +222,33 @@ impl Compiler {
 }
 
 impl State {
+    /// The table and socket controls of the pod `pod_ref` on the node `node`, computed
+    /// (policies re-indexed, memo reused).
+    fn endpoint_table(
+        &mut self,
+        cluster: &Cluster,
+        pod_ref: &ObjectRef,
+        pod: &Pod,
+        node: &str,
+    ) -> (EndpointTable, SocketControls) {
+        let indexes = Indexes::index(
+            cluster,
+            &self.trust_boundaries,
+            &mut RuleCatalog::counting(),
+        );
+        let mut tables = indexes.endpoint_tables(
+            cluster,
+            &self.identities,
+            &self.blocks,
+            &self.peer_identities,
+            std::mem::take(&mut self.memo),
+        );
+        let table = tables.table(pod_ref, pod, self.identities.named_nodes.get(node));
+        let sockets = tables.socket_controls(pod_ref, pod);
+        self.memo = tables.into_memo();
+        (table, sockets)
+    }
+
     /// Moves a pod's holdings from `old` to `new`; false if an identity gains its first
     /// or loses its last holder (the identity set changes).
     fn move_holders(&mut self, old: &[u32], new: &[(Option<IpAddr>, u32)]) -> bool {

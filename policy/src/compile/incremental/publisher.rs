@@ -16,6 +16,7 @@ use crate::compile::tables::{CompiledCluster, NodeTables, PolicyTable};
 use rustc_hash::FxHashMap;
 use std::collections::{BTreeMap, BTreeSet};
 
+#[derive(Default)]
 pub(super) struct Publisher {
     indexes: FxHashMap<TableKey, u32>,
     /// Per published index: its key (None when free) and how many node tables refer
