@@ -94,12 +94,12 @@ impl IpCacheClaims {
         if before == after {
             return;
         }
-        if let Some(identity) = before {
-            if let Some(count) = self.resolved.get_mut(&identity) {
-                *count -= 1;
-                if *count == 0 {
-                    self.resolved.remove(&identity);
-                }
+        if let Some(identity) = before
+            && let Some(count) = self.resolved.get_mut(&identity)
+        {
+            *count -= 1;
+            if *count == 0 {
+                self.resolved.remove(&identity);
             }
         }
         if let Some(identity) = after {

@@ -139,12 +139,12 @@ impl Compiler {
         };
 
         // Its table, and the nodes it left and joined.
-        if let Some(node) = &old_node {
-            if let Some(pods) = state.node_pods.get_mut(node) {
-                pods.remove(pod_ref);
-                if pods.is_empty() {
-                    state.node_pods.remove(node);
-                }
+        if let Some(node) = &old_node
+            && let Some(pods) = state.node_pods.get_mut(node)
+        {
+            pods.remove(pod_ref);
+            if pods.is_empty() {
+                state.node_pods.remove(node);
             }
         }
         let mut nodes: BTreeSet<String> = old_node.into_iter().collect();
