@@ -3,7 +3,8 @@
 //! each, the incrementally maintained result must equal a from-scratch compile of the
 //! same state up to numbering (canonical forms equal), its delta must name everything
 //! that changed, and at the end the table evaluator on the incremental result must
-//! agree with the direct evaluator on random probes.
+//! agree with the direct evaluator on random probes. Every table's compact encoding
+//! must decode to it.
 
 use super::compiled::assert_table_invariants;
 use super::fixture::*;
@@ -228,6 +229,11 @@ proptest! {
                     &delta,
                 );
             }
+        }
+        // The compact encoding of every table decodes to the table.
+        for table in &compiler.compiled().policy_tables {
+            let compact = crate::compile::compact::CompactPolicyTable::of(table);
+            prop_assert_eq!(&compact.expand().unwrap(), table);
         }
         let harness = Harness {
             cluster: compiler.cluster().clone(),
