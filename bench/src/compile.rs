@@ -1,10 +1,13 @@
 //! Compiler at cluster scale: a synthetic cluster of 5,000 nodes, 150,000 pods, 2,000
 //! namespaces and 10,000 NetworkPolicies (and a tenth of it as the same-run
-//! baseline). Reports full-compile time, the time to recompile after one pod's labels
-//! change, peak memory (max RSS) and the largest per-node table, serialized.
+//! baseline). Reports full-compile time (`compile::compile`, and `compile::Compiler::new`,
+//! which keeps the state for incremental changes), the time of single changes applied
+//! with `Compiler::apply` (a pod relabelled to an existing identity, a pod moved to a
+//! brand-new label set, a pod created, a NetworkPolicy changed), peak memory (max RSS)
+//! and the largest per-node table, serialized.
 
 use anyhow::Result;
-use palisade_policy::compile;
+use palisade_policy::compile::{self, Change, Compiler};
 use palisade_policy::model::{
     Cidr, Cluster, ContainerPort, Direction, LabelSelector, Labels, Namespace, NetworkPolicy, Node,
     ObjectRef, Peer, Pod, PolicyRule, PortRef, PortSpec, Protocol,
@@ -37,10 +40,15 @@ struct Measurement {
     label: &'static str,
     scale: Scale,
     full_compile_s: f64,
-    pod_change_s: f64,
+    /// Max RSS after `compile::compile` (cluster and one compile)...
+    max_rss_compile_mib: f64,
+    compiler_new_s: f64,
+    changes: Vec<ChangeTiming>,
+    /// ... and at the end (the `Compiler`, its full recompiles included).
     max_rss_mib: f64,
     identities: usize,
     largest_node_table_bytes: usize,
+    largest_node_compact_bytes: usize,
     policy_rows: usize,
 }
 
@@ -55,19 +63,66 @@ pub fn run() -> Result<()> {
     for (label, scale) in [("baseline (1/10)", tenth), ("target", FULL)] {
         let m = measure(label, scale)?;
         eprintln!(
-            "  {label}: full compile {:.2} s, pod change {:.2} s, max RSS {:.0} MiB, largest node table {} bytes",
-            m.full_compile_s, m.pod_change_s, m.max_rss_mib, m.largest_node_table_bytes
+            "  {label}: full compile {:.2} s, Compiler::new {:.2} s, max RSS {:.0} MiB, largest node table {} bytes",
+            m.full_compile_s, m.compiler_new_s, m.max_rss_mib, m.largest_node_table_bytes
         );
+        for c in &m.changes {
+            eprintln!(
+                "    {}: {:.3} ms (median of {}), {} nodes changed, full recompile: {}",
+                c.name, c.median_ms, c.runs, c.nodes_changed, c.full_recompile
+            );
+        }
         results.push(m);
     }
     report(&results)
 }
 
+/// One kind of change, applied with [`Compiler::apply`].
+struct ChangeTiming {
+    name: &'static str,
+    median_ms: f64,
+    runs: usize,
+    /// Nodes the delta names (their policy entries must be rewritten).
+    nodes_changed: usize,
+    full_recompile: bool,
+}
+
+/// Applies `changes` in turn, each timed, and reports the median.
+fn time_changes(compiler: &mut Compiler, name: &'static str, changes: Vec<Change>) -> ChangeTiming {
+    let mut times = Vec::new();
+    let mut nodes_changed = 0;
+    let mut full_recompile = false;
+    for change in changes {
+        compiler.take_delta();
+        let start = Instant::now();
+        compiler.apply(change);
+        times.push(start.elapsed().as_secs_f64() * 1e3);
+        let delta = compiler.take_delta();
+        nodes_changed = nodes_changed.max(delta.nodes.len());
+        full_recompile |= delta.full_recompile;
+    }
+    times.sort_by(f64::total_cmp);
+    ChangeTiming {
+        name,
+        median_ms: times[times.len() / 2],
+        runs: times.len(),
+        nodes_changed,
+        full_recompile,
+    }
+}
+
 fn measure(label: &'static str, scale: Scale) -> Result<Measurement> {
-    let mut cluster = synthetic(scale);
+    let cluster = synthetic(scale);
     let start = Instant::now();
     let compiled = compile::compile(&cluster);
     let full_compile_s = start.elapsed().as_secs_f64();
+    drop(compiled);
+    let max_rss_compile_mib = max_rss_mib();
+
+    let start = Instant::now();
+    let mut compiler = Compiler::new(cluster);
+    let compiler_new_s = start.elapsed().as_secs_f64();
+    let compiled = compiler.compiled();
     // A node's table: its own object (addresses, endpoints, table references) and the
     // policy tables it references, serialized.
     let table_bytes: Vec<usize> = compiled
@@ -87,6 +142,28 @@ fn measure(label: &'static str, scale: Scale) -> Result<Measurement> {
         })
         .max()
         .unwrap_or(0);
+    // The same with the tables in their compact form (`compile::compact`).
+    let compact_bytes: Vec<usize> = compiled
+        .policy_tables
+        .iter()
+        .map(|t| {
+            serde_json::to_vec(&compile::compact::CompactPolicyTable::of(t))
+                .map(|v| v.len())
+                .unwrap_or(0)
+        })
+        .collect();
+    let largest_node_compact_bytes = compiled
+        .nodes
+        .values()
+        .map(|t| {
+            serde_json::to_vec(t).map(|v| v.len()).unwrap_or(0)
+                + t.policy_tables
+                    .iter()
+                    .map(|r| compact_bytes[r.table as usize])
+                    .sum::<usize>()
+        })
+        .max()
+        .unwrap_or(0);
     let policy_rows = compiled
         .nodes
         .values()
@@ -98,23 +175,93 @@ fn measure(label: &'static str, scale: Scale) -> Result<Measurement> {
         })
         .sum();
     let identities = compiled.identities.len();
-    drop(compiled);
 
-    // One pod changes its labels (moves to another app's identity).
-    let pod = cluster.pods.values_mut().next().expect("pods");
-    pod.labels = [("app", "app-1"), ("tier", "t1")].into_iter().collect();
-    let start = Instant::now();
-    let recompiled = compile::compile(&cluster);
-    let pod_change_s = start.elapsed().as_secs_f64();
-    drop(recompiled);
+    let pod_named = |compiler: &Compiler, ns: usize, name: &str| -> Pod {
+        compiler.cluster().pods[&ObjectRef {
+            namespace: format!("ns-{ns:05}"),
+            name: name.to_string(),
+        }]
+            .clone()
+    };
+    let app_labels = |app: &str, tier: &str| -> Labels {
+        [("app", app.to_string()), ("tier", tier.to_string())]
+            .into_iter()
+            .collect()
+    };
+    let mut changes = Vec::new();
+    // A pod relabelled to another app of its namespace (an existing identity), and
+    // back, on different namespaces.
+    let relabels: Vec<Change> = (0..10)
+        .flat_map(|ns| {
+            let pod = pod_named(&compiler, ns, "app-0-0000");
+            let moved = Pod {
+                labels: app_labels("app-1", "t1"),
+                ..pod.clone()
+            };
+            [Change::PodUpsert(moved), Change::PodUpsert(pod)]
+        })
+        .collect();
+    changes.push(time_changes(
+        &mut compiler,
+        "pod relabelled (existing identity)",
+        relabels,
+    ));
+    // Pods created with existing labels, on existing nodes, then deleted.
+    let created: Vec<Change> = (0..10)
+        .map(|i| {
+            let template = pod_named(&compiler, i, "app-1-0001");
+            Change::PodUpsert(Pod {
+                name: format!("app-1-new-{i}"),
+                ips: vec![IpAddr::V4(Ipv4Addr::new(10, 250, 0, i as u8 + 1))],
+                ..template
+            })
+        })
+        .collect();
+    changes.push(time_changes(&mut compiler, "pod created", created));
+    let deleted: Vec<Change> = (0..10)
+        .map(|i| {
+            Change::PodDelete(ObjectRef {
+                namespace: format!("ns-{i:05}"),
+                name: format!("app-1-new-{i}"),
+            })
+        })
+        .collect();
+    changes.push(time_changes(&mut compiler, "pod deleted", deleted));
+    // A pod moved to a label set no pod has (a new identity): one run.
+    let pod = pod_named(&compiler, 0, "app-2-0002");
+    let fresh = Pod {
+        labels: app_labels("app-new", "t-new"),
+        ..pod
+    };
+    changes.push(time_changes(
+        &mut compiler,
+        "pod to a new label set (new identity)",
+        vec![Change::PodUpsert(fresh)],
+    ));
+    // One NetworkPolicy changed (another port): one run.
+    let mut changed = compiler.cluster().network_policies[&ObjectRef {
+        namespace: "ns-00001".into(),
+        name: "policy-2".into(),
+    }]
+        .clone();
+    changed.ingress[0].ports = vec![tcp(PortRef::Number(8081))];
+    changes.push(time_changes(
+        &mut compiler,
+        "NetworkPolicy changed",
+        vec![Change::NetworkPolicyUpsert(changed)],
+    ));
+    drop(compiler);
     Ok(Measurement {
         label,
         scale,
         full_compile_s,
-        pod_change_s,
+        max_rss_compile_mib,
+        compiler_new_s,
+        changes,
         max_rss_mib: max_rss_mib(),
         identities,
         largest_node_table_bytes,
+        largest_node_compact_bytes,
         policy_rows,
     })
 }
@@ -294,15 +441,20 @@ fn report(results: &[Measurement]) -> Result<()> {
     let mut md = String::from("# Compiler at cluster scale\n\n");
     md.push_str(
         "Synthetic clusters (NetworkPolicy only: default deny, app-to-app, cross-namespace, CIDR with except and port ranges). \
-         Ratios are to the 1/10 baseline measured in the same run. The pod change is one pod's labels changing; \
-         it is measured as a full recompile, since the compiler is not incremental yet.\n\n",
+         Ratios are to the 1/10 baseline measured in the same run. Full compile is `compile::compile`; \
+         `Compiler::new` is the same compile keeping the state the incremental compiler needs. \
+         Changes are applied with `Compiler::apply` (median of the runs); a change that adds or removes \
+         an identity, and any policy change, is a full recompile for now. The largest node table counts the \
+         node's object and the policy tables it refers to, serialized as JSON; the compact column serializes \
+         the tables in their compact form (`compile::compact::CompactPolicyTable`: each distinct row list \
+         once, with its peers as delta-coded varints).\n\n",
     );
-    md.push_str("| run | nodes | namespaces | pods | policies | identities | full compile (s) | ratio | pod change (s) | max RSS (MiB) | largest node table (bytes) | policy rows (all nodes) |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    md.push_str("| run | nodes | namespaces | pods | policies | identities | full compile (s) | ratio | Compiler::new (s) | max RSS, compile (MiB) | max RSS, Compiler (MiB) | largest node table (bytes, JSON) | largest node table (bytes, compact JSON) | policy rows (all nodes) |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     let mut json = Vec::new();
     for m in results {
         let policies = m.scale.namespaces * m.scale.policies_per_namespace;
         md.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {} | {:.2} | {:.1} | {:.2} | {:.0} | {} | {} |\n",
+            "| {} | {} | {} | {} | {} | {} | {:.2} | {:.1} | {:.2} | {:.0} | {:.0} | {} | {} | {} |\n",
             m.label,
             m.scale.nodes,
             m.scale.namespaces,
@@ -311,18 +463,49 @@ fn report(results: &[Measurement]) -> Result<()> {
             m.identities,
             m.full_compile_s,
             m.full_compile_s / base.full_compile_s,
-            m.pod_change_s,
+            m.compiler_new_s,
+            m.max_rss_compile_mib,
             m.max_rss_mib,
             m.largest_node_table_bytes,
+            m.largest_node_compact_bytes,
             m.policy_rows
         ));
+        let changes: Vec<_> = m
+            .changes
+            .iter()
+            .map(|c| {
+                serde_json::json!({
+                    "change": c.name, "median_ms": c.median_ms, "runs": c.runs,
+                    "nodes_changed": c.nodes_changed, "full_recompile": c.full_recompile,
+                })
+            })
+            .collect();
         json.push(serde_json::json!({
             "run": m.label, "nodes": m.scale.nodes, "namespaces": m.scale.namespaces,
             "pods": m.scale.pods, "policies": policies, "identities": m.identities,
-            "full_compile_s": m.full_compile_s, "pod_change_s": m.pod_change_s,
+            "full_compile_s": m.full_compile_s, "compiler_new_s": m.compiler_new_s,
+            "max_rss_compile_mib": m.max_rss_compile_mib,
+            "changes": changes,
             "max_rss_mib": m.max_rss_mib, "largest_node_table_bytes": m.largest_node_table_bytes,
+            "largest_node_compact_bytes": m.largest_node_compact_bytes,
             "policy_rows": m.policy_rows,
         }));
+    }
+    md.push_str("\n## Single changes (`Compiler::apply`)\n\n| change | run | time (ms) | ratio to baseline | runs | nodes changed (max) | full recompile |\n|---|---|---:|---:|---:|---:|---|\n");
+    for (i, name) in base.changes.iter().map(|c| c.name).enumerate() {
+        for m in results {
+            let c = &m.changes[i];
+            md.push_str(&format!(
+                "| {} | {} | {:.3} | {:.1} | {} | {} | {} |\n",
+                name,
+                m.label,
+                c.median_ms,
+                c.median_ms / base.changes[i].median_ms,
+                c.runs,
+                c.nodes_changed,
+                if c.full_recompile { "yes" } else { "no" }
+            ));
+        }
     }
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("results");
     std::fs::create_dir_all(&dir)?;

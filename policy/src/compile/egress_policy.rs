@@ -68,9 +68,9 @@ impl<'a> EgressPolicies<'a> {
             .map(|policy| IndexedPolicy {
                 policy,
                 rules: (0..policy.egress.len())
-                    .map(|index| catalog.add(RuleInfo::egress_policy(policy, index)))
+                    .map(|index| catalog.add_with(|| RuleInfo::egress_policy(policy, index)))
                     .collect(),
-                implicit_deny: catalog.add(RuleInfo::egress_policy_implicit_deny(policy)),
+                implicit_deny: catalog.add_with(|| RuleInfo::egress_policy_implicit_deny(policy)),
             })
             .collect();
         Self { policies }

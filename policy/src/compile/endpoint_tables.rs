@@ -97,22 +97,31 @@ pub(crate) struct PolicySources<'a> {
     pub egress_allowlists: AllowlistEvaluator<'a>,
 }
 
-/// Computes endpoint tables, memoized by [`DirectionInput`].
-pub(crate) struct EndpointTables<'a> {
-    sources: PolicySources<'a>,
+/// The memo of [`EndpointTables`], kept between compiles by the incremental compiler:
+/// valid as long as the policies and the identities peers resolve to are unchanged.
+#[derive(Default)]
+pub(crate) struct TableMemo {
     memo: FxHashMap<DirectionInput, Rc<[Row]>>,
     /// Every distinct row list computed, once: different inputs that give the same
     /// rows share one allocation (see [`EndpointTable::sharing_key`]).
     interned: FxHashSet<Rc<[Row]>>,
 }
 
+/// Computes endpoint tables, memoized by [`DirectionInput`].
+pub(crate) struct EndpointTables<'a> {
+    sources: PolicySources<'a>,
+    memo: TableMemo,
+}
+
 impl<'a> EndpointTables<'a> {
-    pub fn new(sources: PolicySources<'a>) -> Self {
-        Self {
-            sources,
-            memo: FxHashMap::default(),
-            interned: FxHashSet::default(),
-        }
+    /// Starts from `memo`, which must come from the same policies and peers.
+    pub fn with_memo(sources: PolicySources<'a>, memo: TableMemo) -> Self {
+        Self { sources, memo }
+    }
+
+    /// The memo, for a later compile of the same policies and peers.
+    pub fn into_memo(self) -> TableMemo {
+        self.memo
     }
 
     /// The table of the pod `pod_ref` on a node whose identity, if it has addresses,
@@ -151,7 +160,7 @@ impl<'a> EndpointTables<'a> {
         if input.is_unconstrained() {
             return None;
         }
-        if let Some(rows) = self.memo.get(&input) {
+        if let Some(rows) = self.memo.memo.get(&input) {
             return Some(rows.clone());
         }
         // Sorted by key once here, so that each node's table, these rows in policy id
@@ -159,14 +168,14 @@ impl<'a> EndpointTables<'a> {
         let mut rows = self.compute(&input, pod);
         rows.sort_unstable();
         let rows: Rc<[Row]> = rows.into();
-        let rows = match self.interned.get(&rows) {
+        let rows = match self.memo.interned.get(&rows) {
             Some(interned) => interned.clone(),
             None => {
-                self.interned.insert(rows.clone());
+                self.memo.interned.insert(rows.clone());
                 rows
             }
         };
-        self.memo.insert(input, rows.clone());
+        self.memo.memo.insert(input, rows.clone());
         Some(rows)
     }
 

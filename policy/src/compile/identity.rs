@@ -177,30 +177,13 @@ impl Identities {
     ) -> Self {
         let mut requests = Vec::new();
         for (pod_ref, pod) in cluster.pods.iter().filter(|(_, pod)| !pod.host_network) {
-            let key = |membership| {
-                IdentityKey::Pod(PodIdentity {
-                    namespace: pod_ref.namespace.clone(),
-                    namespace_labels: cluster.namespace_labels(&pod_ref.namespace),
-                    labels: pod.labels.clone(),
-                    membership,
-                    named_ports: egress_port_names
-                        .iter()
-                        .filter_map(|(name, protocol)| {
-                            let port = pod.named_port(name, *protocol)?;
-                            Some(((name.clone(), *protocol), port))
-                        })
-                        .collect(),
-                })
-            };
-            if pod.ips.is_empty() {
-                requests.push((
-                    Holder::AddresslessPod(pod_ref.clone()),
-                    key(Membership::new()),
-                ));
-            }
-            for (index, ip) in pod.ips.iter().enumerate() {
-                let holder = Holder::PodAddress(pod_ref.clone(), index, ip.to_canonical());
-                requests.push((holder, key(blocks.membership_of_addr(*ip))));
+            let keys = pod_identities(cluster, pod_ref, pod, blocks, egress_port_names);
+            for (index, (address, key)) in keys.into_iter().enumerate() {
+                let holder = match address {
+                    None => Holder::AddresslessPod(pod_ref.clone()),
+                    Some(address) => Holder::PodAddress(pod_ref.clone(), index, address),
+                };
+                requests.push((holder, IdentityKey::Pod(key)));
             }
         }
         let mut named_nodes = BTreeMap::new();
@@ -279,6 +262,38 @@ impl Identities {
         }
         identities
     }
+}
+
+/// What the pod `pod_ref` (not host-network) holds: per address in its address order,
+/// the address (canonical) and the pod identity it gives; for a pod without addresses,
+/// one identity of its labels alone.
+pub(crate) fn pod_identities(
+    cluster: &Cluster,
+    pod_ref: &ObjectRef,
+    pod: &crate::model::Pod,
+    blocks: &IpBlocks,
+    egress_port_names: &EgressPortNames,
+) -> Vec<(Option<IpAddr>, PodIdentity)> {
+    let key = |membership| PodIdentity {
+        namespace: pod_ref.namespace.clone(),
+        namespace_labels: cluster.namespace_labels(&pod_ref.namespace),
+        labels: pod.labels.clone(),
+        membership,
+        named_ports: egress_port_names
+            .iter()
+            .filter_map(|(name, protocol)| {
+                let port = pod.named_port(name, *protocol)?;
+                Some(((name.clone(), *protocol), port))
+            })
+            .collect(),
+    };
+    if pod.ips.is_empty() {
+        return vec![(None, key(Membership::new()))];
+    }
+    pod.ips
+        .iter()
+        .map(|ip| (Some(ip.to_canonical()), key(blocks.membership_of_addr(*ip))))
+        .collect()
 }
 
 fn reserved_identities() -> BTreeMap<u32, IdentityInfo> {

@@ -88,7 +88,8 @@ impl<'a> NetworkPolicies<'a> {
                     .iter()
                     .enumerate()
                     .map(|(index, rule)| Rule {
-                        id: catalog.add(RuleInfo::network_policy(policy_ref, direction, index)),
+                        id: catalog
+                            .add_with(|| RuleInfo::network_policy(policy_ref, direction, index)),
                         namespace: &policy_ref.namespace,
                         rule,
                     })

@@ -20,6 +20,10 @@ use std::net::IpAddr;
 /// Policy id of endpoints without a table (nothing enforced).
 pub const NO_POLICY: u32 = 0;
 
+/// Each endpoint's table and socket controls, as planned: what the incremental
+/// compiler rebuilds a node's plan from when one of its pods changes.
+pub(crate) type PodTables = FxHashMap<ObjectRef, (EndpointTable, SocketControls)>;
+
 /// A node's tables, with rules still cited by [`RuleId`].
 #[derive(Default)]
 pub(crate) struct NodePlan {
@@ -39,6 +43,7 @@ impl NodePlan {
         nodes: &[NodePeer],
         identities: &Identities,
         endpoint_tables: &mut EndpointTables,
+        pod_tables: &mut PodTables,
     ) -> BTreeMap<String, NodePlan> {
         let node_names = cluster
             .pods
@@ -62,6 +67,7 @@ impl NodePlan {
             if let Some(plan) = plans.get_mut(node) {
                 let table = endpoint_tables.table(pod_ref, pod, identities.named_nodes.get(node));
                 let sockets = endpoint_tables.socket_controls(pod_ref, pod);
+                pod_tables.insert(pod_ref.clone(), (table.clone(), sockets.clone()));
                 plan.add_endpoint(pod_ref, pod, *identity, table, sockets);
             }
         }
@@ -70,7 +76,7 @@ impl NodePlan {
 
     /// Adds an endpoint (in namespace/name order), sharing its table if an earlier
     /// endpoint has the same.
-    fn add_endpoint(
+    pub fn add_endpoint(
         &mut self,
         pod_ref: &ObjectRef,
         pod: &Pod,
@@ -104,14 +110,22 @@ impl NodePlan {
         });
     }
 
-    /// The published node, its tables entered in `published`.
-    pub fn finish(self, published: &mut PublishedTables) -> NodeTables {
+    /// A node without endpoints yet, whose own addresses are `host_addresses`.
+    pub fn with_host_addresses(host_addresses: Vec<IpAddr>) -> Self {
+        Self {
+            host_addresses,
+            ..Self::default()
+        }
+    }
+
+    /// The published node, each table referred to by the index `publish` gives it.
+    pub fn finish(self, mut publish: impl FnMut(&EndpointTable) -> u32) -> NodeTables {
         let policy_tables = self
             .tables
             .iter()
             .map(|(policy_id, table)| TableRef {
                 policy_id: *policy_id,
-                table: published.index_of(table),
+                table: publish(table),
             })
             .collect();
         let mut host_addresses = self.host_addresses;
@@ -143,29 +157,38 @@ impl<'r> PublishedTables<'r> {
 
     /// The index of `table`'s published form, publishing it on first use, with rules
     /// cited by their index in `rule_refs`.
-    fn index_of(&mut self, table: &EndpointTable) -> u32 {
+    pub fn index_of(&mut self, table: &EndpointTable) -> u32 {
         let next = u32::try_from(self.tables.len()).unwrap_or(u32::MAX);
         match self.indexes.entry(table.sharing_key()) {
             std::collections::hash_map::Entry::Occupied(entry) => *entry.get(),
             std::collections::hash_map::Entry::Vacant(entry) => {
-                let rule_refs = self.rule_refs;
-                let mut rows: Vec<_> = table.rows().map(|row| row.publish(rule_refs)).collect();
-                rows.sort_unstable();
-                let mut fqdn_rules: Vec<TableFqdnRule> = table
-                    .fqdn_rules
-                    .iter()
-                    .map(|rule| TableFqdnRule {
-                        pattern: rule.pattern.clone(),
-                        ports: rule.ports.clone(),
-                        rule_ref: rule_refs.get(rule.rule),
-                    })
-                    .collect();
-                fqdn_rules.sort_unstable();
-                self.tables.push(PolicyTable { rows, fqdn_rules });
+                self.tables.push(publish_table(table, self.rule_refs));
                 *entry.insert(next)
             }
         }
     }
+
+    /// The published tables, and each one's index by sharing key.
+    pub fn into_parts(self) -> (Vec<PolicyTable>, FxHashMap<TableKey, u32>) {
+        (self.tables, self.indexes)
+    }
+}
+
+/// The published form of `table`, rules cited by their index in `rule_refs`.
+pub(crate) fn publish_table(table: &EndpointTable, rule_refs: &RuleRefs) -> PolicyTable {
+    let mut rows: Vec<_> = table.rows().map(|row| row.publish(rule_refs)).collect();
+    rows.sort_unstable();
+    let mut fqdn_rules: Vec<TableFqdnRule> = table
+        .fqdn_rules
+        .iter()
+        .map(|rule| TableFqdnRule {
+            pattern: rule.pattern.clone(),
+            ports: rule.ports.clone(),
+            rule_ref: rule_refs.get(rule.rule),
+        })
+        .collect();
+    fqdn_rules.sort_unstable();
+    PolicyTable { rows, fqdn_rules }
 }
 
 /// Every rule some node cites. Nodes share their tables' rows (see

@@ -123,6 +123,7 @@ pub(crate) struct RuleId(u32);
 
 /// The published index (`rule_ref`) of each cited rule, dense by [`RuleId`]: looked
 /// up once per published row, so it must be cheap.
+#[derive(Default)]
 pub(crate) struct RuleRefs(Vec<Option<u32>>);
 
 impl RuleRefs {
@@ -148,15 +149,45 @@ impl RuleRefs {
 #[derive(Clone, Debug, Default)]
 pub(crate) struct RuleCatalog {
     rules: Vec<RuleInfo>,
+    /// Rules added; only counted, not kept, in a [`RuleCatalog::counting`] catalog.
+    len: u32,
+    counting: bool,
 }
 
 impl RuleCatalog {
+    /// A catalog that hands out the same ids as a full one but keeps no rules: for
+    /// re-indexing policies whose rules an earlier catalog already holds.
+    pub fn counting() -> Self {
+        Self {
+            counting: true,
+            ..Self::default()
+        }
+    }
+
     /// Adds a rule and returns its id. Rules must be added in [`RuleInfo`] order.
     pub fn add(&mut self, rule: RuleInfo) -> RuleId {
-        debug_assert!(self.rules.last().is_none_or(|last| *last < rule));
-        let id = RuleId(u32::try_from(self.rules.len()).unwrap_or(u32::MAX));
-        self.rules.push(rule);
+        let id = RuleId(self.len);
+        self.len = self.len.saturating_add(1);
+        if !self.counting {
+            debug_assert!(self.rules.last().is_none_or(|last| *last < rule));
+            self.rules.push(rule);
+        }
         id
+    }
+
+    /// Adds the rule `rule` makes, made only if the catalog keeps rules; returns its id.
+    pub fn add_with(&mut self, rule: impl FnOnce() -> RuleInfo) -> RuleId {
+        if self.counting {
+            let id = RuleId(self.len);
+            self.len = self.len.saturating_add(1);
+            return id;
+        }
+        self.add(rule())
+    }
+
+    /// The id of every rule added.
+    pub fn ids(&self) -> impl Iterator<Item = RuleId> + '_ {
+        (0..self.len).map(RuleId)
     }
 
     /// The rules `cited` names, in catalog order, and each one's index in that list

@@ -8,6 +8,7 @@ mod compiled;
 mod conformance;
 mod egress_policy_scenarios;
 mod fixture;
+mod incremental;
 mod properties;
 mod scenarios;
 mod service_fixture;

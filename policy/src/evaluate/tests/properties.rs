@@ -36,7 +36,8 @@ const POD_V4: [&str; 8] = [
     "10.0.0.1", "10.0.0.2", "10.0.0.3", "10.0.0.5", "10.0.0.9", "10.0.1.1", "10.0.1.2", "10.0.1.7",
 ];
 const POD_V6: [&str; 4] = ["fd00::1", "fd00::2", "fd00::a", "fd00:1::1"];
-const NODE_ADDRESSES: [&str; 4] = ["192.168.0.1", "192.168.0.2", "10.0.0.9", "fd00:ff::1"];
+pub(super) const NODE_ADDRESSES: [&str; 4] =
+    ["192.168.0.1", "192.168.0.2", "10.0.0.9", "fd00:ff::1"];
 const CIDRS: [&str; 12] = [
     "10.0.0.0/24",
     "10.0.0.0/30",
@@ -88,7 +89,7 @@ fn protocol() -> impl Strategy<Value = Protocol> {
 }
 
 /// Each key absent or set to one of the values.
-fn label_map() -> impl Strategy<Value = BTreeMap<String, String>> {
+pub(super) fn label_map() -> impl Strategy<Value = BTreeMap<String, String>> {
     vec(
         prop::option::of(select(LABEL_VALUES.to_vec())),
         LABEL_KEYS.len(),
@@ -186,7 +187,7 @@ fn policy_rule() -> impl Strategy<Value = PolicyRule> {
         .prop_map(|(peers, ports)| PolicyRule { peers, ports })
 }
 
-fn network_policy(index: usize) -> impl Strategy<Value = NetworkPolicy> {
+pub(super) fn network_policy(index: usize) -> impl Strategy<Value = NetworkPolicy> {
     (
         select(NAMESPACES.to_vec()),
         prop_oneof![2 => Just(LabelSelector::default()), 3 => selector()],
@@ -295,7 +296,7 @@ fn cluster_policy(kind: ClusterPolicyKind, name: String) -> impl Strategy<Value 
 }
 
 /// Up to three AdminNetworkPolicies and perhaps the BaselineAdminNetworkPolicy.
-fn cluster_policies() -> impl Strategy<Value = Vec<ClusterPolicy>> {
+pub(super) fn cluster_policies() -> impl Strategy<Value = Vec<ClusterPolicy>> {
     let admin = (0..=3usize).prop_flat_map(|n| {
         (0..n)
             .map(|i| cluster_policy(ClusterPolicyKind::AdminNetworkPolicy, format!("anp{i}")))
@@ -348,7 +349,7 @@ fn shared_service(index: usize) -> impl Strategy<Value = SharedService> {
         )
 }
 
-fn trust_boundary(index: usize) -> impl Strategy<Value = TrustBoundary> {
+pub(super) fn trust_boundary(index: usize) -> impl Strategy<Value = TrustBoundary> {
     let services = (0..=2usize).prop_flat_map(|n| (0..n).map(shared_service).collect::<Vec<_>>());
     (
         select(PRIORITIES.to_vec()),
@@ -398,7 +399,7 @@ fn egress_rule() -> impl Strategy<Value = EgressRule> {
         })
 }
 
-fn egress_policy(index: usize) -> impl Strategy<Value = EgressPolicy> {
+pub(super) fn egress_policy(index: usize) -> impl Strategy<Value = EgressPolicy> {
     (
         select(NAMESPACES.to_vec()),
         prop_oneof![1 => Just(LabelSelector::default()), 2 => selector()],
@@ -421,7 +422,7 @@ fn egress_policy(index: usize) -> impl Strategy<Value = EgressPolicy> {
         )
 }
 
-fn pod_strategy(index: usize) -> impl Strategy<Value = Pod> {
+pub(super) fn pod_strategy(index: usize) -> impl Strategy<Value = Pod> {
     let container_ports = subsequence(
         vec![
             ("http", 80, Protocol::Tcp),
@@ -460,7 +461,7 @@ fn pod_strategy(index: usize) -> impl Strategy<Value = Pod> {
         )
 }
 
-fn cluster_strategy() -> impl Strategy<Value = Cluster> {
+pub(super) fn cluster_strategy() -> impl Strategy<Value = Cluster> {
     let namespaces = vec(label_map(), NAMESPACES.len());
     let nodes = vec(
         (subsequence(NODE_ADDRESSES.to_vec(), 0..=2), label_map()),
@@ -518,7 +519,7 @@ fn cluster_strategy() -> impl Strategy<Value = Cluster> {
 
 /// A flow's end: a pod by position in the cluster, or an external address.
 #[derive(Clone, Debug)]
-enum ProbeEnd {
+pub(super) enum ProbeEnd {
     Pod(usize),
     External(&'static str),
 }
@@ -526,11 +527,11 @@ enum ProbeEnd {
 /// A probe; it is tried with the given family and with both families, since which
 /// addresses exist depends on the random cluster.
 #[derive(Clone, Debug)]
-struct Probe {
-    from: ProbeEnd,
-    to: ProbeEnd,
-    protocol: u8,
-    port: u16,
+pub(super) struct Probe {
+    pub from: ProbeEnd,
+    pub to: ProbeEnd,
+    pub protocol: u8,
+    pub port: u16,
 }
 
 fn probe_end() -> impl Strategy<Value = ProbeEnd> {
@@ -540,7 +541,7 @@ fn probe_end() -> impl Strategy<Value = ProbeEnd> {
     ]
 }
 
-fn probe() -> impl Strategy<Value = Probe> {
+pub(super) fn probe() -> impl Strategy<Value = Probe> {
     (
         probe_end(),
         probe_end(),
@@ -555,7 +556,7 @@ fn probe() -> impl Strategy<Value = Probe> {
         })
 }
 
-fn endpoint<'a>(cluster: &'a Cluster, end: &ProbeEnd) -> Endpoint<'a> {
+pub(super) fn endpoint<'a>(cluster: &'a Cluster, end: &ProbeEnd) -> Endpoint<'a> {
     match end {
         ProbeEnd::Pod(i) => {
             let pods: Vec<&Pod> = cluster.pods.values().collect();
