@@ -96,6 +96,7 @@ pub async fn run(
         tracker: ProgrammedTracker::default(),
         first_change: None,
         retry: false,
+        reported: BTreeMap::new(),
     };
     driver.run(events_rx, shutdown).await;
     for task in watches {
@@ -125,6 +126,8 @@ struct Driver {
     first_change: Option<Instant>,
     /// A write failed: reconcile again after `settings.retry`.
     retry: bool,
+    /// Rejections of other kinds already reported with an Event (key -> message).
+    reported: BTreeMap<ObjectKey, String>,
 }
 
 impl Driver {
@@ -281,7 +284,8 @@ impl Driver {
             &now.to_string(),
         );
         let wrote = !plan.writes.is_empty() || !plan.deletes.is_empty();
-        let complete = self.execute(plan).await;
+        let mut complete = self.execute(plan).await;
+        complete &= self.report_other_rejections().await;
         self.retry = !complete;
         if complete {
             self.readiness.published.store(true, Ordering::SeqCst);
@@ -298,6 +302,43 @@ impl Driver {
         self.metrics
             .reconcile_seconds
             .observe(started.elapsed().as_secs_f64());
+    }
+
+    /// One Event per rejected version of an object of another kind (a Pod,
+    /// NetworkPolicy, ...), which has no status of palisade's to carry it.
+    async fn report_other_rejections(&mut self) -> bool {
+        let current: BTreeMap<ObjectKey, (String, String)> = self
+            .store
+            .other_rejections()
+            .filter_map(|(key, stored)| {
+                let message = stored.rejection.as_ref()?.message.clone();
+                Some((key.clone(), (message, stored.uid.clone())))
+            })
+            .collect();
+        self.reported.retain(|key, _| current.contains_key(key));
+        for (key, (message, uid)) in current {
+            if self.reported.get(&key) == Some(&message) {
+                continue;
+            }
+            if !self.is_leader() {
+                return false;
+            }
+            let kind = MODEL_KINDS
+                .iter()
+                .find(|k| k.kind == key.kind)
+                .expect("stored objects are of watched kinds");
+            tracing::warn!(object = %key.source(), message = %message, "rejected");
+            let regarding = Regarding {
+                api_version: kind.api_version(),
+                kind: kind.kind.into(),
+                namespace: key.namespace.clone(),
+                name: key.name.clone(),
+                uid,
+            };
+            self.event(&regarding, "Invalid", "Compile", &message).await;
+            self.reported.insert(key, message);
+        }
+        true
     }
 
     fn is_leader(&self) -> bool {

@@ -268,6 +268,14 @@ impl ObjectStore {
         self.objects.get(key)
     }
 
+    /// Objects other than TrustBoundaries and EgressPolicies whose current version is
+    /// refused (those two report through their status).
+    pub fn other_rejections(&self) -> impl Iterator<Item = (&ObjectKey, &StoredObject)> {
+        self.objects.iter().filter(|(key, stored)| {
+            stored.rejection.is_some() && key.kind != "TrustBoundary" && key.kind != "EgressPolicy"
+        })
+    }
+
     /// Objects whose current version is refused.
     pub fn rejected(&self) -> usize {
         self.objects

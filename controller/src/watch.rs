@@ -86,6 +86,14 @@ pub async fn watch(
             Ok(watcher::Event::Delete(object)) => {
                 events.send(WatchEvent::Delete(source, to_value(object)))
             }
+            // A kind the server does not serve (the AdminNetworkPolicy CRDs not
+            // installed): no objects of it, until it is served.
+            Err(watcher::Error::InitialListFailed(kube::Error::Api(status)))
+                if status.code == 404 =>
+            {
+                tracing::info!(kind = %resource.kind, "not served; treated as empty until it is");
+                events.send(WatchEvent::Listed(source, Vec::new()))
+            }
             Err(e) => {
                 tracing::warn!(kind = %resource.kind, error = %e, "watch failed; retrying");
                 Ok(())

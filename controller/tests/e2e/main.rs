@@ -275,6 +275,31 @@ async fn an_invalid_egress_policy_is_rejected_alone() {
     })
     .await;
     assert_eq!(published(&double), before);
+
+    // Another kind: a NetworkPolicy that does not parse gets an Event, and the rest
+    // of the cluster is still published as before.
+    insert(
+        &double,
+        "networking.k8s.io",
+        "networkpolicies",
+        json!({
+        "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+        "metadata": {"name": "broken", "namespace": "x"},
+        "spec": {"podSelector": {}, "ingress": [{"from": [{"ipBlock": {"cidr": "nope"}}]}]}}),
+    );
+    wait_until("an Event about the NetworkPolicy", || {
+        double.list("events.k8s.io", "events").iter().any(|e| {
+            e["regarding"]["name"] == "broken"
+                && e["regarding"]["kind"] == "NetworkPolicy"
+                && e["note"]
+                    .as_str()
+                    .unwrap_or("")
+                    .contains("spec.ingress[0].from[0].ipBlock.cidr")
+        })
+    })
+    .await;
+    converged(&double).await;
+    assert_eq!(published(&double), before);
     replica.shut_down().await;
 }
 
