@@ -249,8 +249,18 @@ impl Driver {
             for change in self.pending.drain(..) {
                 self.compiler.apply(&change);
             }
+            let model = match self.store.cluster() {
+                Ok(model) => model,
+                Err(e) => {
+                    // Keep what is published: never publish a partial model.
+                    tracing::error!(error = %e, "the model could not be assembled");
+                    self.metrics.reconcile_errors.inc();
+                    self.retry = true;
+                    return;
+                }
+            };
             let compile_started = Instant::now();
-            let compiled = self.compiler.compiled(&self.store.cluster());
+            let compiled = self.compiler.compiled(&model);
             self.metrics
                 .compile_seconds
                 .observe(compile_started.elapsed().as_secs_f64());

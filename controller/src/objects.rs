@@ -8,7 +8,9 @@
 //! the model. Other objects are untouched, and a rejected policy never loosens what was
 //! enforced: the nodes keep the last version that compiled. Pure: no I/O.
 
-use palisade_policy::manifest::{ManifestError, Object, build_cluster, parse_json_object};
+use palisade_policy::manifest::{
+    ManifestError, ManifestErrors, Object, build_cluster, parse_json_object,
+};
 use palisade_policy::model::Cluster;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
@@ -241,13 +243,14 @@ impl ObjectStore {
             .collect()
     }
 
-    /// The model: every accepted object.
-    pub fn cluster(&self) -> Cluster {
+    /// The model: every accepted object. Keys are unique per kind, namespace and
+    /// name, so nothing is defined twice; should assembly fail all the same, the
+    /// caller must keep what it published (an empty model would open everything).
+    pub fn cluster(&self) -> Result<Cluster, ManifestErrors> {
         let objects = self.objects.iter().filter_map(|(key, stored)| {
             stored.accepted.clone().map(|object| (key.source(), object))
         });
-        // Keys are unique per kind, namespace and name, so nothing is defined twice.
-        build_cluster(objects).unwrap_or_default()
+        build_cluster(objects)
     }
 
     /// The TrustBoundaries and EgressPolicies, with their state.
@@ -340,7 +343,7 @@ mod tests {
         let mut store = ObjectStore::default();
         let kind = egress_policy();
         assert!(store.upsert(kind, &policy("10.0.0.0/8", 1)).is_some());
-        let before = store.cluster();
+        let before = store.cluster().unwrap();
         assert_eq!(before.egress_policies.len(), 1);
         assert_eq!(store.upsert(kind, &policy("not-a-cidr", 2)), None);
         let key = key_of(kind, &policy("x", 2)).unwrap();
@@ -355,7 +358,7 @@ mod tests {
             "{rejection:?}"
         );
         assert_eq!(stored.generation, 2);
-        assert_eq!(store.cluster(), before);
+        assert_eq!(store.cluster().unwrap(), before);
         // Fixed: accepted again, the rejection cleared.
         assert!(store.upsert(kind, &policy("10.1.0.0/16", 3)).is_some());
         assert!(store.get(&key).unwrap().rejection.is_none());
@@ -365,7 +368,7 @@ mod tests {
     fn a_rejected_new_object_is_not_in_the_model() {
         let mut store = ObjectStore::default();
         assert_eq!(store.upsert(egress_policy(), &policy("bad", 1)), None);
-        assert!(store.cluster().egress_policies.is_empty());
+        assert!(store.cluster().unwrap().egress_policies.is_empty());
         assert_eq!(store.rejected(), 1);
     }
 
@@ -383,6 +386,6 @@ mod tests {
             changes,
             vec![ModelChange::Deleted(key_of(pods, &pod("b")).unwrap())]
         );
-        assert_eq!(store.cluster().pods.len(), 1);
+        assert_eq!(store.cluster().unwrap().pods.len(), 1);
     }
 }

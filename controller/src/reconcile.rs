@@ -214,11 +214,16 @@ pub fn reconcile(
                     .required
                     .retain(|node, _| nodes.contains(node.as_str()));
                 for node in &nodes {
+                    // i64::MAX: the node's new content could not be written (over
+                    // budget), so no applied generation counts until it is.
                     let generation = node_generations.get(node).copied().unwrap_or(i64::MAX);
-                    carried
+                    let required = carried
                         .required
                         .entry(node.to_string())
                         .or_insert(generation);
+                    if *required == i64::MAX {
+                        *required = generation;
+                    }
                 }
                 let programmed = carried
                     .required
@@ -270,7 +275,8 @@ pub fn reconcile(
     plan
 }
 
-/// Plans one object; returns its generation after the plan.
+/// Plans one object; returns its generation after the plan (`i64::MAX` when it is
+/// over budget and not written).
 fn plan_object(
     plan: &mut Plan,
     kind: PublicationKind,
@@ -299,7 +305,8 @@ fn plan_object(
             name: name.to_string(),
             size,
         });
-        return current;
+        // Not written: nothing the node applies carries this content.
+        return i64::MAX;
     }
     plan.writes.push(PlannedWrite {
         kind,
