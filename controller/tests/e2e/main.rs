@@ -2,6 +2,7 @@
 //! publication, pods and policies changing, rejections, Programmed, the double
 //! restarting or compacting, two replicas, and a controller restart.
 
+mod binary;
 mod support;
 
 use serde_json::json;
