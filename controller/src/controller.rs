@@ -148,12 +148,7 @@ impl Driver {
                     if changed.is_err() {
                         return;
                     }
-                    let leader = *self.leader.borrow_and_update();
-                    self.readiness.leader.store(leader, Ordering::SeqCst);
-                    self.metrics.leader.set(i64::from(leader));
-                    if !leader {
-                        self.readiness.published.store(false, Ordering::SeqCst);
-                    }
+                    self.sync_leader();
                 }
                 _ = tokio::time::sleep(retry_after), if retry => {}
                 _ = shutdown.wait_for(|stop| *stop) => return,
@@ -170,10 +165,22 @@ impl Driver {
             self.metrics
                 .rejected_objects
                 .set(self.store.rejected() as i64);
-            if *self.leader.borrow() {
+            if self.sync_leader() {
                 self.reconcile().await;
             }
         }
+    }
+
+    /// Reads the elector's verdict and reports it (readiness, metric), so that what
+    /// is reported is what the driver acts on.
+    fn sync_leader(&mut self) -> bool {
+        let leader = *self.leader.borrow_and_update();
+        self.readiness.leader.store(leader, Ordering::SeqCst);
+        self.metrics.leader.set(i64::from(leader));
+        if !leader {
+            self.readiness.published.store(false, Ordering::SeqCst);
+        }
+        leader
     }
 
     fn observe(&mut self, event: WatchEvent) {

@@ -53,21 +53,24 @@ pub async fn run(
         renewed: None,
     };
     loop {
-        let held = match elector.try_acquire_or_renew().await {
-            Ok(held) => held,
+        let now = Instant::now();
+        let is_leader = match elector.try_acquire_or_renew().await {
+            Ok(true) => {
+                elector.renewed = Some(now);
+                true
+            }
+            // Someone else holds it: stop at once.
+            Ok(false) => false,
+            // The API server could not be asked: keep leading only while the last
+            // renewal is surely still valid for everyone else.
             Err(e) => {
                 tracing::warn!(error = %e, "lease: could not read or write the lease");
-                false
+                *leader.borrow()
+                    && elector.renewed.is_some_and(|at| {
+                        now.duration_since(at) < elector.settings.duration * 2 / 3
+                    })
             }
         };
-        let now = Instant::now();
-        if held {
-            elector.renewed = Some(now);
-        }
-        let still_valid = elector
-            .renewed
-            .is_some_and(|at| now.duration_since(at) < elector.settings.duration * 2 / 3);
-        let is_leader = held || (*leader.borrow() && still_valid);
         if is_leader != *leader.borrow() {
             tracing::info!(
                 identity = %elector.settings.identity,

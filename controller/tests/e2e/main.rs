@@ -418,3 +418,78 @@ async fn a_restarted_controller_writes_nothing() {
     );
     again.shut_down().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_that_loses_its_lease_stops_writing() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    let double = Arc::new(double().await);
+    seed(&double);
+    let a = Replica::start(&double, "a");
+    converged(&double).await;
+
+    // Someone else takes the lease and keeps renewing it.
+    let stealing = Arc::new(AtomicBool::new(true));
+    let renewals = Arc::new(AtomicUsize::new(0));
+    let thief = {
+        let (double, stealing, renewals) = (double.clone(), stealing.clone(), renewals.clone());
+        tokio::spawn(async move {
+            while stealing.load(Ordering::SeqCst) {
+                let now = jiff::Timestamp::now().to_string();
+                double
+                    .patch(
+                        "coordination.k8s.io",
+                        "leases",
+                        "palisade-system",
+                        "palisade-controller",
+                        json!({"spec": {"holderIdentity": "intruder", "renewTime": now}}),
+                    )
+                    .unwrap();
+                renewals.fetch_add(1, Ordering::SeqCst);
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+        })
+    };
+    wait_until("a steps down", || !a.readiness.is_leader()).await;
+    double.clear_requests();
+    insert(&double, "", "pods", pod("web-3", "n1", "10.0.1.2", "web"));
+    let seen = renewals.load(Ordering::SeqCst);
+    wait_until("the intruder renewed ten more times", || {
+        renewals.load(Ordering::SeqCst) >= seen + 10
+    })
+    .await;
+    let writes: Vec<_> = double
+        .requests()
+        .into_iter()
+        .filter(|r| r.verb.is_write() && r.field_manager == "palisade-controller")
+        .collect();
+    let all: Vec<String> = double
+        .requests()
+        .into_iter()
+        .filter(|r| r.verb != palisade_apiserver_double::Verb::Watch)
+        .map(|r| {
+            format!(
+                "{:?} {} {} {} {}",
+                r.verb, r.plural, r.name, r.code, r.field_manager
+            )
+        })
+        .collect();
+    assert!(writes.is_empty(), "a standby wrote: {all:#?}");
+    assert!(!a.readiness.is_leader());
+
+    // The intruder lets go: a leads again and publishes the pod.
+    stealing.store(false, Ordering::SeqCst);
+    thief.await.unwrap();
+    double
+        .patch(
+            "coordination.k8s.io",
+            "leases",
+            "palisade-system",
+            "palisade-controller",
+            json!({"spec": {"holderIdentity": null}}),
+        )
+        .unwrap();
+    wait_until("a leads again", || a.readiness.is_leader()).await;
+    converged(&double).await;
+    a.shut_down().await;
+}
