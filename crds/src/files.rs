@@ -2,6 +2,7 @@
 //! whether the checked-in ones still equal what the types give.
 
 use crate::definitions::definitions;
+use crate::publication::publication_definitions;
 use crate::render::file_text;
 use std::fs;
 use std::io;
@@ -14,6 +15,7 @@ pub const CHART_CRDS_DIR: &str = "charts/palisade/crds";
 pub fn expected() -> Vec<(&'static str, String)> {
     definitions()
         .into_iter()
+        .chain(publication_definitions())
         .map(|definition| (definition.file_name, file_text(&definition.crd)))
         .collect()
 }

@@ -6,12 +6,15 @@
 //! - [`definitions`]: the CRD objects (names, printer columns, status subresource,
 //!   schema with CEL rules);
 //! - [`structural`]: JSON Schema -> Kubernetes structural schema, and its rules checked;
+//! - [`publication`]: the controller's publication kinds, ClusterTable and NodePolicy
+//!   (types and CRDs);
 //! - [`status`]: `status` (conditions Accepted and Programmed), for the controller;
 //! - [`render`] and [`files`]: the YAML files of `charts/palisade/crds/`, written by
 //!   `cargo xtask crds` and checked by `cargo xtask crds --check` and this crate's tests.
 
 pub mod definitions;
 pub mod files;
+pub mod publication;
 pub mod render;
 pub mod status;
 pub mod structural;

@@ -103,6 +103,42 @@ impl Object {
     }
 }
 
+/// Parses one object that arrived as JSON (from the Kubernetes API, as the controller's
+/// watches deliver them) with the same parsers as [`parse_documents`], so both modes
+/// read an object identically. `source` names it in errors, e.g.
+/// `kube:EgressPolicy/ns/name`; `document` is 0 in them. A `kind: List` is refused:
+/// one value is one object here.
+pub fn parse_json_object(
+    source: &str,
+    value: &serde_json::Value,
+) -> Result<Object, ManifestErrors> {
+    let error = |object: Option<String>, field: Option<String>, message: String| ManifestError {
+        file: source.to_string(),
+        document: 0,
+        object,
+        field,
+        message,
+    };
+    let value = match serde_norway::to_value(value) {
+        Ok(value) => value,
+        Err(e) => return Err(ManifestErrors(vec![error(None, None, e.to_string())])),
+    };
+    let mut outcomes = kinds::read_document(&value);
+    if outcomes.len() != 1 {
+        let message = format!("expected one object, found {}", outcomes.len());
+        return Err(ManifestErrors(vec![error(None, None, message)]));
+    }
+    let outcome = outcomes.remove(0);
+    outcome.result.map_err(|problems| {
+        ManifestErrors(
+            problems
+                .into_iter()
+                .map(|problem| error(outcome.object.clone(), problem.field, problem.message))
+                .collect(),
+        )
+    })
+}
+
 /// Parses every document of one file's `text` (`file` names it in errors). Empty
 /// documents are skipped and `kind: List` documents expanded. Every problem of every
 /// document is reported, except that a YAML syntax error ends the file.
@@ -143,5 +179,37 @@ pub fn parse_documents(file: &str, text: &str) -> Result<Vec<Object>, ManifestEr
         Ok(objects)
     } else {
         Err(ManifestErrors(errors))
+    }
+}
+
+#[cfg(test)]
+mod json_object_tests {
+    use super::*;
+
+    #[test]
+    fn a_json_object_parses_as_its_yaml_twin() {
+        let yaml = "apiVersion: v1\nkind: Pod\nmetadata: {name: a, namespace: x, labels: {app: web}, resourceVersion: '7'}\nstatus: {podIP: 10.0.0.1}";
+        let from_yaml = parse_documents("f.yaml", yaml).unwrap().remove(0);
+        let json: serde_json::Value = serde_norway::from_str(yaml).unwrap();
+        assert_eq!(parse_json_object("kube:Pod/x/a", &json).unwrap(), from_yaml);
+    }
+
+    #[test]
+    fn errors_name_the_source_object_and_field() {
+        let json = serde_json::json!({
+            "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+            "metadata": {"name": "p", "namespace": "x"},
+            "spec": {"podSelector": {}, "ingress": [{"from": [{"ipBlock": {"cidr": "nope"}}]}]}
+        });
+        let errors = parse_json_object("kube:NetworkPolicy/x/p", &json).unwrap_err();
+        let error = &errors.0[0];
+        assert_eq!(error.file, "kube:NetworkPolicy/x/p");
+        assert_eq!(error.object.as_deref(), Some("NetworkPolicy x/p"));
+        assert_eq!(
+            error.field.as_deref(),
+            Some("spec.ingress[0].from[0].ipBlock.cidr")
+        );
+        let list = serde_json::json!({"apiVersion": "v1", "kind": "List", "items": []});
+        assert!(parse_json_object("kube:List", &list).is_err());
     }
 }

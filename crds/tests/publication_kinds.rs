@@ -1,0 +1,60 @@
+//! The publication CRDs (ClusterTable, NodePolicy): cluster-scoped, typed envelope,
+//! NodePolicy with a status subresource for the agents; and the Rust types round-trip
+//! through the JSON the CRDs describe.
+
+use palisade_crds::publication::*;
+use serde_json::json;
+
+#[test]
+fn publication_crds_are_cluster_scoped_with_typed_envelopes() {
+    let crds: Vec<_> = publication_definitions()
+        .into_iter()
+        .map(|d| d.crd)
+        .collect();
+    let [tables, nodes] = &crds[..] else {
+        panic!("two CRDs")
+    };
+    for (crd, kind) in [(tables, CLUSTER_TABLE_KIND), (nodes, NODE_POLICY_KIND)] {
+        assert_eq!(crd["spec"]["group"], "palisade.dev");
+        assert_eq!(crd["spec"]["scope"], "Cluster");
+        assert_eq!(crd["spec"]["names"]["kind"], kind);
+        let schema = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"];
+        let spec = &schema["properties"]["spec"];
+        for field in ["generation", "contentHash"] {
+            assert!(
+                spec["required"].as_array().unwrap().contains(&json!(field)),
+                "{kind} {field}"
+            );
+        }
+    }
+    assert!(tables["spec"]["versions"][0].get("subresources").is_none());
+    assert_eq!(
+        nodes["spec"]["versions"][0]["subresources"],
+        json!({"status": {}})
+    );
+    let status = &nodes["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["status"];
+    assert_eq!(status["properties"]["appliedGeneration"]["type"], "integer");
+}
+
+#[test]
+fn specs_round_trip_in_camel_case() {
+    let spec = NodePolicySpec {
+        generation: 3,
+        content_hash: "ab".into(),
+        content: NodePolicyContent::default(),
+    };
+    let value = serde_json::to_value(&spec).unwrap();
+    assert_eq!(
+        value,
+        json!({"generation": 3, "contentHash": "ab", "hostAddresses": [], "endpoints": [],
+               "policyTables": {}, "rules": {}})
+    );
+    assert_eq!(
+        serde_json::from_value::<NodePolicySpec>(value).unwrap(),
+        spec
+    );
+    let status: NodePolicyStatus =
+        serde_json::from_value(json!({"appliedGeneration": 2, "appliedHash": "x"})).unwrap();
+    assert_eq!(status.applied_generation, Some(2));
+    assert_eq!(shard_name(TABLE_IPCACHE, 7), "ipcache-007");
+}
