@@ -34,6 +34,9 @@ pub struct Flow {
     pub peer: End,
     #[serde(default)]
     pub decided_by: Vec<DecidedBy>,
+    /// `socket` lines: `raw`, `packet` or `bind`.
+    #[serde(default)]
+    pub socket: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -66,6 +69,7 @@ pub fn human(json: &str) -> Result<String, String> {
             line.events
         )),
         ("flow", Some(flow)) => Ok(flow_line(&flow)),
+        ("socket", Some(flow)) => Ok(socket_line(&flow)),
         (kind, _) => Err(format!("unknown line type {kind:?}")),
     }
 }
@@ -90,6 +94,32 @@ fn flow_line(f: &Flow) -> String {
         f.direction,
         reasons(f)
     )
+}
+
+/// A refused (or audited) socket call: `raw` and `packet` sockets, `bind` to a port.
+fn socket_line(f: &Flow) -> String {
+    let what = match f.socket.as_deref() {
+        Some("bind") => format!("bind {} {}", f.protocol, end(&f.local)),
+        Some("packet") => format!("{} socket(AF_PACKET)", local_pod(&f.local)),
+        Some(kind) => format!("{} socket({kind}, {})", local_pod(&f.local), f.protocol),
+        None => format!("{} socket", local_pod(&f.local)),
+    };
+    format!(
+        "{} {:<10} {what}: {}",
+        f.time,
+        f.verdict.to_uppercase(),
+        reasons(f)
+    )
+}
+
+/// `ns/pod`, or `cgroup:ID` where the cgroup is no known pod's.
+fn local_pod(e: &End) -> String {
+    match (&e.namespace, &e.pod) {
+        (Some(ns), Some(pod)) => format!("{ns}/{pod}"),
+        _ => e
+            .cgroup_id
+            .map_or_else(|| "?".into(), |id| format!("cgroup:{id}")),
+    }
 }
 
 /// `ns/pod (addr:port)`, `addr:port`, or `cgroup:ID` for a socket refused before it
@@ -176,5 +206,12 @@ mod tests {
         );
         assert!(human("not json").is_err());
         assert!(human(r#"{"type":"other"}"#).is_err());
+        let socket = DENY
+            .replace(r#""type":"flow""#, r#""type":"socket","socket":"raw""#)
+            .replace(r#""verdict":"audit-deny""#, r#""verdict":"deny""#);
+        let line = human(&socket).unwrap();
+        assert!(line.contains("DENY"), "{line}");
+        assert!(line.contains("tenant/agent socket(raw, TCP)"), "{line}");
+        assert!(line.contains("EgressPolicy tenant/agents"), "{line}");
     }
 }
