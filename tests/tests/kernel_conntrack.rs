@@ -12,9 +12,9 @@
 
 use anyhow::{Context, Result, bail, ensure};
 use palisade_lab::harness::agent::{Agent, AgentOptions};
-use palisade_lab::harness::binaries::require_root;
+use palisade_lab::harness::dual_stack_lab::dual_stack_lab;
 use palisade_lab::harness::manifests::{self, ManifestDir};
-use palisade_lab::{Lab, LabConfig, Outcome, PodHandle, PodSpec, ProbeSpec, Proto};
+use palisade_lab::{Lab, Outcome, PodHandle, ProbeSpec, Proto};
 use std::fs::{File, OpenOptions};
 use std::io::Read;
 use std::net::{IpAddr, Ipv4Addr};
@@ -24,27 +24,6 @@ use std::time::Duration;
 const PROBE_TIMEOUT: Duration = Duration::from_millis(1000);
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
 const NODE: &str = "node-1";
-
-fn lab_with(prefix: &str, pods: &[(&str, u8)]) -> Result<(Lab, Vec<PodHandle>)> {
-    require_root()?;
-    let mut lab = Lab::with_config(
-        prefix,
-        LabConfig {
-            node_ipv4: Some("10.90.0.1".parse()?),
-            node_ipv6: Some("fd00:90::1".parse()?),
-            ..Default::default()
-        },
-    )?;
-    let mut handles = Vec::new();
-    for (name, n) in pods {
-        handles.push(lab.add_pod(PodSpec::dual_stack(
-            name,
-            format!("10.90.0.{n}").parse()?,
-            format!("fd00:90::{n}").parse()?,
-        ))?);
-    }
-    Ok((lab, handles))
-}
 
 /// Node, namespace `tenant` and every pod (label `app` = its name), plus `policy`.
 fn write_manifests(dir: &ManifestDir, pods: &[&PodHandle], policy: &str) -> Result<()> {
@@ -127,7 +106,7 @@ const TABLE: &str = "64";
 
 #[test]
 fn a_full_conntrack_table_evicts_counts_and_never_opens() -> Result<()> {
-    let (lab, pods) = lab_with(
+    let (lab, pods) = dual_stack_lab(
         "pl-ct-full",
         &[("client", 10), ("server", 20), ("denied", 30)],
     )?;
@@ -277,7 +256,7 @@ spec:
 
 #[test]
 fn icmp_errors_pass_for_tracked_flows_and_policy_decides_the_rest() -> Result<()> {
-    let (lab, pods) = lab_with(
+    let (lab, pods) = dual_stack_lab(
         "pl-ct-icmp",
         &[("client", 10), ("server", 20), ("other", 30)],
     )?;

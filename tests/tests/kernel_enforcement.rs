@@ -6,9 +6,9 @@
 
 use anyhow::{Result, ensure};
 use palisade_lab::harness::agent::{Agent, AgentOptions};
-use palisade_lab::harness::binaries::require_root;
+use palisade_lab::harness::dual_stack_lab::dual_stack_lab;
 use palisade_lab::harness::manifests::{self, ManifestDir};
-use palisade_lab::{Lab, LabConfig, Outcome, PodHandle, PodSpec, ProbeSpec, Proto};
+use palisade_lab::{Lab, Outcome, PodHandle, ProbeSpec, Proto};
 use std::net::IpAddr;
 use std::time::Duration;
 
@@ -18,29 +18,6 @@ const NODE: &str = "node-1";
 
 fn v4(s: &str) -> IpAddr {
     s.parse().unwrap()
-}
-
-/// A lab with a node address (10.90.0.1, fd00:90::1) and the given dual-stack pods
-/// (`name`, last address byte).
-fn lab_with(prefix: &str, pods: &[(&str, u8)]) -> Result<(Lab, Vec<PodHandle>)> {
-    require_root()?;
-    let mut lab = Lab::with_config(
-        prefix,
-        LabConfig {
-            node_ipv4: Some("10.90.0.1".parse()?),
-            node_ipv6: Some("fd00:90::1".parse()?),
-            ..Default::default()
-        },
-    )?;
-    let mut handles = Vec::new();
-    for (name, n) in pods {
-        handles.push(lab.add_pod(PodSpec::dual_stack(
-            name,
-            format!("10.90.0.{n}").parse()?,
-            format!("fd00:90::{n}").parse()?,
-        ))?);
-    }
-    Ok((lab, handles))
 }
 
 fn node_manifest() -> String {
@@ -136,7 +113,7 @@ fn fence(prefix: &str) -> Result<Fence> {
 }
 
 fn fence_with(prefix: &str, agent_args: &[&str]) -> Result<Fence> {
-    let (lab, pods) = lab_with(prefix, &[("client", 10), ("allowed", 20), ("denied", 30)])?;
+    let (lab, pods) = dual_stack_lab(prefix, &[("client", 10), ("allowed", 20), ("denied", 30)])?;
     let [client, allowed, denied] = <[PodHandle; 3]>::try_from(pods).expect("three pods");
     for server in [&allowed, &denied, &client] {
         lab.serve(server, &[80, 81], &[53])?;
@@ -435,7 +412,7 @@ fn bad_manifests_keep_the_last_good_state() -> Result<()> {
 
 #[test]
 fn a_pod_whose_cgroup_appears_later_is_enforced_then() -> Result<()> {
-    let (lab, pods) = lab_with("pl-late", &[("late", 40), ("server", 41)])?;
+    let (lab, pods) = dual_stack_lab("pl-late", &[("late", 40), ("server", 41)])?;
     let [late, server] = <[PodHandle; 2]>::try_from(pods).expect("two pods");
     lab.serve(&server, &[80], &[])?;
     let dir = ManifestDir::new(lab.id())?;
@@ -554,7 +531,7 @@ fn enforcement_survives_sigkill_and_cleanup_removes_it() -> Result<()> {
 fn the_most_specific_cgroup_with_an_entry_decides() -> Result<()> {
     // A runtime pod whose runs live in child cgroups: the pod is fenced (no egress),
     // one run is declared as its own endpoint with its own (open) policy.
-    let (lab, pods) = lab_with("pl-nest", &[("runtime", 50), ("server", 51)])?;
+    let (lab, pods) = dual_stack_lab("pl-nest", &[("runtime", 50), ("server", 51)])?;
     let [runtime, server] = <[PodHandle; 2]>::try_from(pods).expect("two pods");
     lab.serve(&server, &[80], &[])?;
     let run = lab.add_child_cgroup(&runtime, "run-1")?;

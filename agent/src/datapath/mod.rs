@@ -254,22 +254,10 @@ impl Datapath {
             };
             done.push((hook, how));
         }
-        for (name, hook) in sock_hooks::SOCK_ADDR_HOOKS {
-            let program: &mut CgroupSockAddr = program_mut(&mut self.ebpf, name)?;
-            let pin = layout.link(cgroup_id, hook);
-            let how = if pin.exists() {
-                links::replace_program(&pin, program.fd()?.as_fd())?;
-                Attachment::Replaced
-            } else {
-                let id = program
-                    .attach(&cgroup, CgroupAttachMode::Single)
-                    .with_context(|| at(name))?;
-                pin_link(program.take_link(id)?.try_into()?, &pin)?;
-                Attachment::Attached
-            };
-            done.push((hook, how));
-        }
-        for (name, hook) in sock_hooks::BIND_HOOKS {
+        for (name, hook) in sock_hooks::SOCK_ADDR_HOOKS
+            .into_iter()
+            .chain(sock_hooks::BIND_HOOKS)
+        {
             let program: &mut CgroupSockAddr = program_mut(&mut self.ebpf, name)?;
             let pin = layout.link(cgroup_id, hook);
             let how = if pin.exists() {

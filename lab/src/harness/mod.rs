@@ -6,5 +6,6 @@
 pub mod agent;
 pub mod agent_nodes;
 pub mod binaries;
+pub mod dual_stack_lab;
 pub mod http;
 pub mod manifests;
