@@ -241,17 +241,13 @@ impl Datapath {
             ),
         ] {
             let program: &mut CgroupSkb = program_mut(&mut self.ebpf, name)?;
-            let pin = layout.link(cgroup_id, hook);
-            let how = if pin.exists() {
-                links::replace_program(&pin, program.fd()?.as_fd())?;
-                Attachment::Replaced
-            } else {
-                let id = program
-                    .attach(&cgroup, attach_type, CgroupAttachMode::Single)
-                    .with_context(|| at(name))?;
-                pin_link(program.take_link(id)?.try_into()?, &pin)?;
-                Attachment::Attached
-            };
+            let how =
+                replace_or_attach(program, &layout.link(cgroup_id, hook), CgroupSkb::fd, |p| {
+                    let id = p
+                        .attach(&cgroup, attach_type, CgroupAttachMode::Single)
+                        .with_context(|| at(name))?;
+                    Ok(p.take_link(id)?.try_into()?)
+                })?;
             done.push((hook, how));
         }
         for (name, hook) in sock_hooks::SOCK_ADDR_HOOKS
@@ -260,50 +256,55 @@ impl Datapath {
         {
             let program: &mut CgroupSockAddr = program_mut(&mut self.ebpf, name)?;
             let pin = layout.link(cgroup_id, hook);
-            let how = if pin.exists() {
-                links::replace_program(&pin, program.fd()?.as_fd())?;
-                Attachment::Replaced
-            } else {
-                let id = program
+            let how = replace_or_attach(program, &pin, CgroupSockAddr::fd, |p| {
+                let id = p
                     .attach(&cgroup, CgroupAttachMode::Single)
                     .with_context(|| at(name))?;
-                pin_link(program.take_link(id)?.try_into()?, &pin)?;
-                Attachment::Attached
-            };
+                Ok(p.take_link(id)?.try_into()?)
+            })?;
             done.push((hook, how));
         }
         {
             let (name, hook) = (program_names::SOCK_CREATE, sock_hooks::SOCK_CREATE_HOOK);
             let program: &mut CgroupSock = program_mut(&mut self.ebpf, name)?;
             let pin = layout.link(cgroup_id, hook);
-            let how = if pin.exists() {
-                links::replace_program(&pin, program.fd()?.as_fd())?;
-                Attachment::Replaced
-            } else {
-                let id = program
+            let how = replace_or_attach(program, &pin, CgroupSock::fd, |p| {
+                let id = p
                     .attach(&cgroup, CgroupAttachMode::Single)
                     .with_context(|| at(name))?;
-                pin_link(program.take_link(id)?.try_into()?, &pin)?;
-                Attachment::Attached
-            };
+                Ok(p.take_link(id)?.try_into()?)
+            })?;
             done.push((hook, how));
         }
         if self.lsm_loaded {
             let name = program_names::LSM_SOCKET_POST_CREATE;
             let program: &mut LsmCgroup = program_mut(&mut self.ebpf, name)?;
             let pin = layout.link(cgroup_id, LSM_HOOK_PIN);
-            let how = if pin.exists() {
-                links::replace_program(&pin, program.fd()?.as_fd())?;
-                Attachment::Replaced
-            } else {
-                let id = program.attach(&cgroup).with_context(|| at(name))?;
-                pin_link(program.take_link(id)?.into(), &pin)?;
-                Attachment::Attached
-            };
+            let how = replace_or_attach(program, &pin, LsmCgroup::fd, |p| {
+                let id = p.attach(&cgroup).with_context(|| at(name))?;
+                Ok(p.take_link(id)?.into())
+            })?;
             done.push((LSM_HOOK_PIN, how));
         }
         Ok(done)
     }
+}
+
+/// Puts `program` behind the link pinned at `pin`: swaps it into that link
+/// (BPF_LINK_UPDATE, no gap) if one is pinned there, else attaches it with `attach` and
+/// pins the new link. `fd` is the program type's `fd` method.
+fn replace_or_attach<P>(
+    program: &mut P,
+    pin: &Path,
+    fd: fn(&P) -> std::result::Result<&aya::programs::ProgramFd, aya::programs::ProgramError>,
+    attach: impl FnOnce(&mut P) -> Result<FdLink>,
+) -> Result<Attachment> {
+    if pin.exists() {
+        links::replace_program(pin, fd(program)?.as_fd())?;
+        return Ok(Attachment::Replaced);
+    }
+    pin_link(attach(program)?, pin)?;
+    Ok(Attachment::Attached)
 }
 
 fn pin_link(link: FdLink, pin: &Path) -> Result<()> {
