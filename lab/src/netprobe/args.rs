@@ -14,7 +14,8 @@ usage: palisade-netprobe serve [--tcp PORT]... [--udp PORT]... [--bind IP] [--na
        palisade-netprobe hold --proto tcp --addr IP --port N [--timeout-ms MS] [--interval-ms MS]
        palisade-netprobe socket --kind raw4|raw6|packet
        palisade-netprobe bind --proto tcp|udp --addr IP --port N
-       palisade-netprobe fragment --src IPV4 --dst IPV4 [--whole]";
+       palisade-netprobe fragment --src IPV4 --dst IPV4 [--whole]
+       palisade-netprobe ping --addr IP [--timeout-ms MS]";
 
 const DEFAULT_TIMEOUT: Duration = Duration::from_millis(1000);
 const DEFAULT_INTERVAL: Duration = Duration::from_millis(100);
@@ -29,6 +30,17 @@ pub enum NetprobeCommand {
     Socket(SocketArgs),
     Bind(BindArgs),
     Fragment(FragmentArgs),
+    Ping(PingArgs),
+}
+
+/// `ping`: one ICMP or ICMPv6 echo request through an unprivileged ping socket
+/// (`SOCK_DGRAM`, `IPPROTO_ICMP`/`IPPROTO_ICMPV6`), so that a pod refused raw sockets
+/// can still try ICMP.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PingArgs {
+    pub addr: IpAddr,
+    /// Bound on waiting for the echo reply.
+    pub timeout: Duration,
 }
 
 /// `socket`: create one socket of this kind.
@@ -208,6 +220,13 @@ pub fn parse_args(args: &[String]) -> Result<NetprobeCommand, String> {
                 src: options.required("--src")?,
                 dst: options.required("--dst")?,
                 whole: options.flag("--whole"),
+            }))
+        }
+        "ping" => {
+            options.only(&["--addr", "--timeout-ms"])?;
+            Ok(NetprobeCommand::Ping(PingArgs {
+                addr: options.required("--addr")?,
+                timeout: options.duration_ms("--timeout-ms", DEFAULT_TIMEOUT)?,
             }))
         }
         other => Err(format!("unknown subcommand {other:?}")),

@@ -11,22 +11,25 @@
 //! palisade-netprobe socket --kind raw4|raw6|packet
 //! palisade-netprobe bind --proto tcp|udp --addr IP --port N
 //! palisade-netprobe fragment --src IPV4 --dst IPV4 [--whole]
+//! palisade-netprobe ping --addr IP [--timeout-ms MS]
 //! ```
 //!
-//! `socket`, `bind` and `fragment` probe the socket controls (`sockets.rs`).
+//! `socket`, `bind` and `fragment` probe the socket controls (`sockets.rs`); `ping`
+//! sends one ICMP echo without a raw socket (`ping.rs`).
 
 mod args;
 mod classify;
 mod connect;
 mod hold;
+mod ping;
 mod serve;
 mod sockets;
 
 use std::process::ExitCode;
 
 pub use args::{
-    BindArgs, ConnectArgs, FragmentArgs, HoldArgs, NetprobeCommand, ServeArgs, SocketArgs,
-    SocketKind, USAGE, parse_args,
+    BindArgs, ConnectArgs, FragmentArgs, HoldArgs, NetprobeCommand, PingArgs, ServeArgs,
+    SocketArgs, SocketKind, USAGE, parse_args,
 };
 
 /// Runs the tool with its arguments (without the program name) and returns
@@ -53,5 +56,6 @@ pub fn run(args: &[String]) -> ExitCode {
         NetprobeCommand::Socket(args) => sockets::socket(&args),
         NetprobeCommand::Bind(args) => sockets::bind(&args),
         NetprobeCommand::Fragment(args) => sockets::fragment(&args),
+        NetprobeCommand::Ping(args) => ping::ping(&args),
     }
 }

@@ -51,7 +51,7 @@ pub(super) fn fragment(args: &FragmentArgs) -> ExitCode {
     print_result("fragment", result)
 }
 
-fn open(family: i32, kind: i32, protocol: i32) -> Result<OwnedFd, i32> {
+pub(super) fn open(family: i32, kind: i32, protocol: i32) -> Result<OwnedFd, i32> {
     // SAFETY: plain syscall; a non-negative return is a new fd we own.
     let fd = unsafe { libc::socket(family, kind | libc::SOCK_CLOEXEC, protocol) };
     if fd < 0 {
@@ -84,7 +84,7 @@ fn send_to(fd: &OwnedFd, packet: &[u8], dst: Ipv4Addr) -> Result<(), i32> {
     if rc >= 0 { Ok(()) } else { Err(errno()) }
 }
 
-fn sockaddr(addr: SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
+pub(super) fn sockaddr(addr: SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
     // SAFETY: all-zero is a valid sockaddr_storage.
     let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
     let len = match addr {
@@ -162,7 +162,7 @@ fn checksum(bytes: &[u8]) -> u16 {
     !(sum as u16)
 }
 
-fn errno() -> i32 {
+pub(super) fn errno() -> i32 {
     std::io::Error::last_os_error().raw_os_error().unwrap_or(0)
 }
 
