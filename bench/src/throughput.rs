@@ -46,6 +46,8 @@ struct Measurement {
     throughput_gbps: f64,
     round_trip_us: f64,
     connections_per_s: f64,
+    /// From `load::PARALLEL_CLIENTS` threads, closing with resets.
+    parallel_connections_per_s: f64,
     /// palisade only: median time of a denied connect() (EPERM), microseconds.
     denied_connect_us: Option<f64>,
 }
@@ -74,11 +76,12 @@ pub fn run(seconds: u64) -> Result<()> {
     ] {
         let m = measure(config, seconds).with_context(|| format!("measuring {}", config.name()))?;
         eprintln!(
-            "  {}: {:.2} Gbit/s, round trip {:.1} us, {:.0} connections/s{}",
+            "  {}: {:.2} Gbit/s, round trip {:.1} us, {:.0} connections/s, {:.0} in parallel{}",
             m.config,
             m.throughput_gbps,
             m.round_trip_us,
             m.connections_per_s,
+            m.parallel_connections_per_s,
             m.denied_connect_us
                 .map(|us| format!(", denied connect {us:.1} us"))
                 .unwrap_or_default()
@@ -162,6 +165,10 @@ fn measure(config: Config, seconds: u64) -> Result<Measurement> {
         .trim()
         .parse()
         .context("rate output")?;
+    let parallel_connections_per_s: f64 = load(&["parallel", &server_addr, &echo, &secs])?
+        .trim()
+        .parse()
+        .context("parallel rate output")?;
     let denied_connect_us = match config {
         Config::Palisade => Some(
             load(&["denied", &server_addr, &CLOSED_PORT.to_string(), "2000"])?
@@ -198,6 +205,7 @@ fn measure(config: Config, seconds: u64) -> Result<Measurement> {
         throughput_gbps: bps / 1e9,
         round_trip_us,
         connections_per_s,
+        parallel_connections_per_s,
         denied_connect_us,
     })
 }
@@ -366,14 +374,17 @@ fn report(results: &[Measurement], seconds: u64) -> Result<()> {
         "Two emulated pods on the lab bridge; {RULES} rules guarding the server's ingress \
          (9,999 for unused /32 addresses, then the client's). iperf3 one TCP stream for {seconds} s; \
          round trip: 1 byte each way on one connection; connections: connect, one round trip, close, \
-         one thread, {seconds} s. Ratios are to the no-program row of the same run.\n\n"
+         one thread, {seconds} s (bound by round trips); in parallel: the same from {clients} threads, \
+         closing with a reset, {seconds} s (bound by the CPUs, so per-connection costs show). \
+         Ratios are to the no-program row of the same run.\n\n",
+        clients = crate::load::PARALLEL_CLIENTS
     );
-    md.push_str("| configuration | throughput (Gbit/s) | ratio | round trip (us) | ratio | connections/s | ratio | denied connect (us) |\n|---|---:|---:|---:|---:|---:|---:|---:|\n");
+    md.push_str("| configuration | throughput (Gbit/s) | ratio | round trip (us) | ratio | connections/s | ratio | in parallel/s | ratio | denied connect (us) |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     let mut json = Vec::new();
     for m in results {
         let _ = writeln!(
             md,
-            "| {} | {:.2} | {:.3} | {:.1} | {:.2} | {:.0} | {:.3} | {} |",
+            "| {} | {:.2} | {:.3} | {:.1} | {:.2} | {:.0} | {:.3} | {:.0} | {:.3} | {} |",
             m.config,
             m.throughput_gbps,
             m.throughput_gbps / base.throughput_gbps,
@@ -381,6 +392,8 @@ fn report(results: &[Measurement], seconds: u64) -> Result<()> {
             m.round_trip_us / base.round_trip_us,
             m.connections_per_s,
             m.connections_per_s / base.connections_per_s,
+            m.parallel_connections_per_s,
+            m.parallel_connections_per_s / base.parallel_connections_per_s,
             m.denied_connect_us
                 .map_or_else(|| "-".into(), |us| format!("{us:.1}")),
         );
@@ -392,6 +405,8 @@ fn report(results: &[Measurement], seconds: u64) -> Result<()> {
             "round_trip_ratio": m.round_trip_us / base.round_trip_us,
             "connections_per_s": m.connections_per_s,
             "connections_ratio": m.connections_per_s / base.connections_per_s,
+            "parallel_connections_per_s": m.parallel_connections_per_s,
+            "parallel_connections_ratio": m.parallel_connections_per_s / base.parallel_connections_per_s,
             "denied_connect_us": m.denied_connect_us,
         }));
     }
@@ -402,8 +417,10 @@ fn report(results: &[Measurement], seconds: u64) -> Result<()> {
     if let (Some(p), Some(i)) = (palisade, iptables) {
         let _ = writeln!(
             md,
-            "\npalisade's connection rate is {:.1}x that of iptables (legacy) with the same rules.",
-            p.connections_per_s / i.connections_per_s
+            "\npalisade's connection rate is {:.2}x that of iptables (legacy) with the same rules \
+             ({:.2}x in parallel).",
+            p.connections_per_s / i.connections_per_s,
+            p.parallel_connections_per_s / i.parallel_connections_per_s
         );
     }
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("results");

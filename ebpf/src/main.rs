@@ -38,6 +38,7 @@ mod packet;
 mod service;
 mod service_policy;
 mod sock_addr;
+mod sock_flow;
 mod sock_lb;
 mod socket_controls;
 mod verdict;
@@ -115,6 +116,13 @@ fn decide(ctx: &SkBuffContext, dir: u8) -> i32 {
         return PASS;
     }
 
+    // The socket's own cache of its last allowed flow (`sock_flow.rs`): the common
+    // case of an established connection, decided without hashing.
+    if sock_flow::passes(ctx, &ct_key, generation) {
+        events::count(reason::ALLOWED_CONNTRACK);
+        return PASS;
+    }
+
     // A tracked flow passes if the policy generation that admitted it is current.
     // Otherwise policy changed since: the flow is decided again, as its first packet
     // was (same direction and server port), and stops here if it is now denied.
@@ -125,6 +133,7 @@ fn decide(ctx: &SkBuffContext, dir: u8) -> i32 {
             let (origin, admitted_in) = unsafe { ((*ct).origin, (*ct).generation) };
             if admitted_in == generation {
                 events::count(reason::ALLOWED_CONNTRACK);
+                sock_flow::remember(ctx, &ct_key, generation);
                 return PASS;
             }
             let server_port = if origin == direction::EGRESS {
@@ -212,6 +221,7 @@ fn decide(ctx: &SkBuffContext, dir: u8) -> i32 {
             (*ct).verdict = decision;
             (*ct).rule_ref = rule_ref;
         }
+        sock_flow::remember(ctx, &ct_key, generation);
         return PASS;
     }
     let entry = CtValue {
@@ -225,7 +235,10 @@ fn decide(ctx: &SkBuffContext, dir: u8) -> i32 {
     // A full LRU table makes room by evicting its least recently used entry; an insert
     // fails only when the kernel finds no element to reuse at all.
     match CT.insert(&ct_key, &entry, u64::from(BPF_NOEXIST)) {
-        Ok(()) => events::count(reason::CONNTRACK_CREATED),
+        Ok(()) => {
+            events::count(reason::CONNTRACK_CREATED);
+            sock_flow::remember(ctx, &ct_key, generation);
+        }
         Err(EEXIST) => {}
         Err(err) => {
             // The packet itself was allowed; its replies, if their direction is

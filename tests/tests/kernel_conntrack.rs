@@ -159,11 +159,13 @@ fn a_full_conntrack_table_evicts_counts_and_never_opens() -> Result<()> {
         ensure!(r.allowed(), "connection {i} broke under eviction: {r:?}");
     }
 
-    // The agent reports the table full and the evictions, and the kernel counted
-    // established packets that found no entry.
+    // The agent reports the table full and the evictions. (The held connections'
+    // packets pass through their sockets' flow cache, which never touches conntrack:
+    // their evicted entries are found missing only once that cache is gone, after the
+    // restart below.)
     agent.wait_for(Duration::from_secs(15), "reporting evictions", |a| {
         let ct = &a.status()?["conntrack"];
-        Ok(ct["evicted"].as_u64() > Some(0) && ct["miss_established"].as_u64() > Some(0))
+        Ok(ct["evicted"].as_u64() > Some(0))
     })?;
     let status = agent.status()?;
     let ct = &status["conntrack"];
@@ -176,8 +178,7 @@ fn a_full_conntrack_table_evicts_counts_and_never_opens() -> Result<()> {
         "more entries than the table holds: {ct}"
     );
     ensure!(
-        status["packets"]["conntrack_miss_established"].as_u64() > Some(0)
-            && status["packets"]["conntrack_created"].as_u64() > Some(2 * CONNECTIONS as u64),
+        status["packets"]["conntrack_created"].as_u64() > Some(2 * CONNECTIONS as u64),
         "kernel counters: {}",
         status["packets"]
     );
@@ -207,6 +208,14 @@ fn a_full_conntrack_table_evicts_counts_and_never_opens() -> Result<()> {
             "connection {i} broke across the restart: {r:?}"
         );
     }
+    // The restarted programs start with empty socket flow caches: the held
+    // connections' next packets went to conntrack, found their evicted entries
+    // missing, and were admitted again by policy (counted), not passed blindly.
+    agent.wait_for(
+        Duration::from_secs(15),
+        "counting established misses",
+        |a| Ok(a.status()?["packets"]["conntrack_miss_established"].as_u64() > Some(0)),
+    )?;
     Ok(())
 }
 
