@@ -9,7 +9,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 
 /// Where `ip netns` keeps its named network namespaces.
-const NETNS_DIR: &str = "/run/netns";
+pub(crate) const NETNS_DIR: &str = "/run/netns";
 
 /// The file of the named network namespace `name`, to `setns()` into.
 pub(crate) fn netns_path(name: &str) -> PathBuf {

@@ -5,6 +5,7 @@
 use super::{binaries, http};
 use anyhow::{Context, Result, bail};
 use std::net::{SocketAddr, TcpListener};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -35,7 +36,7 @@ pub struct AgentOptions<'a> {
 impl Agent {
     pub fn start(opts: AgentOptions<'_>) -> Result<Self> {
         let binary = binaries::agent()?;
-        let pin_path = PathBuf::from(format!("/sys/fs/bpf/palisade-test-{}", opts.id));
+        let pin_path = crate::lab::test_pin_path(opts.id);
         let health = free_port()?;
         let log = std::env::temp_dir().join(format!("palisade-agent-{}.log", opts.id));
         let mut agent = Self {
@@ -51,7 +52,8 @@ impl Agent {
 
     fn spawn(&mut self, opts: &AgentOptions<'_>) -> Result<()> {
         let log = std::fs::File::create(&self.log)?;
-        let child = Command::new(&self.binary)
+        let mut command = Command::new(&self.binary);
+        command
             .arg("standalone")
             .arg("--manifests")
             .arg(opts.manifests)
@@ -66,7 +68,20 @@ impl Agent {
             .args(opts.extra_args)
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
-            .stderr(log)
+            .stderr(log);
+        // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
+        // The agent dies with the thread that started it (the test's), so a test
+        // process killed outright leaves no agent behind (its lab is swept later).
+        unsafe {
+            command.pre_exec(|| {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) == 0 {
+                    Ok(())
+                } else {
+                    Err(std::io::Error::last_os_error())
+                }
+            });
+        }
+        let child = command
             .spawn()
             .with_context(|| format!("starting {}", self.binary.display()))?;
         self.child = Some(child);

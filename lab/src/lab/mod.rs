@@ -4,7 +4,10 @@
 mod node_addresses;
 mod probes;
 mod processes;
+mod stale;
 mod teardown;
+
+pub(crate) use stale::test_pin_path;
 
 use crate::cgroup2::{self, Cgroup2Mount};
 use crate::iproute;
@@ -96,6 +99,7 @@ impl Lab {
              running as euid {euid}"
         );
         iproute::ensure_available()?;
+        stale::sweep_once();
         let cgroup2 = Cgroup2Mount::find()?;
         let netprobe = match config.netprobe {
             Some(path) if path.is_file() => path,
@@ -144,6 +148,7 @@ impl Lab {
             }
             cgroup2::create(&cgroup_root)?;
             self.cgroup_root_created = true;
+            stale::write_claim(&id, &cgroup_root)?;
             self.id = id;
             self.node_netns = node_netns;
             self.cgroup_root = cgroup_root;

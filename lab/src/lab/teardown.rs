@@ -55,6 +55,10 @@ impl Lab {
         if self.cgroup_root_created {
             problems.extend(cgroup2::remove_tree(&self.cgroup_root));
         }
+        if problems.is_empty() {
+            // Kept otherwise, so that a later sweep retries what failed.
+            super::stale::remove_claim(&self.id);
+        }
         problems
     }
 }
