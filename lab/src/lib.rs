@@ -27,6 +27,7 @@
 //! ```
 
 mod cgroup2;
+pub mod foreign_program;
 pub mod harness;
 mod held_connection;
 mod iproute;
