@@ -15,15 +15,13 @@
 //!
 //! Needs root; a missing privilege, tool or kernel feature is a failure naming it.
 
-use anyhow::{Context, Result, bail, ensure};
+use anyhow::{Context, Result, ensure};
 use palisade_lab::harness::agent::{Agent, AgentOptions};
 use palisade_lab::harness::dual_stack_lab::dual_stack_lab;
 use palisade_lab::harness::manifests::{self, ManifestDir};
 use palisade_lab::{Lab, PodHandle};
-use serde_json::Value;
 use std::net::IpAddr;
 use std::path::Path;
-use std::process::Child;
 use std::time::Duration;
 
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -37,16 +35,19 @@ const TARGET_SERVICE_V4: &str = "10.96.0.30";
 const TARGET_SERVICE_V6: &str = "fd00:96::30";
 const ALLOWED_SERVICE_V4: &str = "10.96.0.20";
 
-const POLICIES: &str = r#"
-apiVersion: palisade.dev/v1alpha1
+/// The allowlist of pods `app: {app}`: `tenant/allowed` on TCP 8080 and UDP 5353,
+/// raw sockets only if `allow_raw`, never packet sockets.
+fn allowlist(name: &str, app: &str, allow_raw: bool) -> String {
+    format!(
+        r#"apiVersion: palisade.dev/v1alpha1
 kind: EgressPolicy
 metadata:
-  name: run-allowlist
+  name: {name}
   namespace: tenant
 spec:
   podSelector:
     matchLabels:
-      app: run
+      app: {app}
   egress:
     - name: allowed-only
       to:
@@ -54,39 +55,24 @@ spec:
             matchLabels:
               app: allowed
       ports:
-        - {protocol: TCP, port: 8080}
-        - {protocol: UDP, port: 5353}
+        - {{protocol: TCP, port: 8080}}
+        - {{protocol: UDP, port: 5353}}
   sockets:
-    allowRaw: false
+    allowRaw: {allow_raw}
     allowPacket: false
 ---
-apiVersion: palisade.dev/v1alpha1
-kind: EgressPolicy
-metadata:
-  name: raw-run-allowlist
-  namespace: tenant
-spec:
-  podSelector:
-    matchLabels:
-      app: raw-run
-  egress:
-    - name: allowed-only
-      to:
-        - podSelector:
-            matchLabels:
-              app: allowed
-      ports:
-        - {protocol: TCP, port: 8080}
-        - {protocol: UDP, port: 5353}
-  sockets:
-    allowRaw: true
-    allowPacket: false
-"#;
+"#
+    )
+}
 
-/// The same allowlist without TCP 8080: connections opened under [`POLICIES`] must
+fn policies() -> String {
+    allowlist("run-allowlist", "run", false) + &allowlist("raw-run-allowlist", "raw-run", true)
+}
+
+/// The same allowlists without TCP 8080: connections opened under [`policies`] must
 /// stop.
 fn policies_without_tcp() -> String {
-    POLICIES.replace("        - {protocol: TCP, port: 8080}\n", "")
+    policies().replace("        - {protocol: TCP, port: 8080}\n", "")
 }
 
 /// A dual-stack (or IPv4) Service, TCP 80 -> 8080 and UDP 53 -> 5353 of its pods.
@@ -121,7 +107,6 @@ struct Suite {
     target: PodHandle,
     dir: ManifestDir,
     agent: Agent,
-    _servers: Vec<Child>,
 }
 
 fn suite(prefix: &str) -> Result<Suite> {
@@ -135,8 +120,8 @@ fn suite(prefix: &str) -> Result<Suite> {
         ],
     )?;
     let [run, raw_run, allowed, target] = <[PodHandle; 4]>::try_from(pods).expect("four pods");
-    let mut servers = vec![serve(&lab, &allowed, &[8080], &[5353])?];
-    servers.push(serve(&lab, &target, &[8080], &TARGET_UDP_PORTS)?);
+    lab.serve(&allowed, &[8080], &[5353])?;
+    lab.serve(&target, &[8080], &TARGET_UDP_PORTS)?;
 
     let dir = ManifestDir::new(lab.id())?;
     let mut cluster = manifests::node(NODE, &[ip("10.90.0.1"), ip("fd00:90::1")]);
@@ -163,7 +148,7 @@ fn suite(prefix: &str) -> Result<Suite> {
         "allowed",
     ));
     dir.write("cluster.yaml", &cluster)?;
-    dir.write("policy.yaml", POLICIES)?;
+    dir.write("policy.yaml", &policies())?;
     let mut agent = Agent::start(AgentOptions {
         id: lab.id(),
         manifests: dir.path(),
@@ -180,7 +165,6 @@ fn suite(prefix: &str) -> Result<Suite> {
         target,
         dir,
         agent,
-        _servers: servers,
     })
 }
 
@@ -188,48 +172,7 @@ fn ip(text: &str) -> IpAddr {
     text.parse().expect("address literal")
 }
 
-/// Starts an echo server in `pod` and waits for its `ready` line.
-fn serve(lab: &Lab, pod: &PodHandle, tcp: &[u16], udp: &[u16]) -> Result<Child> {
-    use std::io::{BufRead, BufReader};
-    let ports: Vec<String> = tcp
-        .iter()
-        .map(|p| format!("--tcp {p}"))
-        .chain(udp.iter().map(|p| format!("--udp {p}")))
-        .collect();
-    let joined = format!("serve {}", ports.join(" "));
-    let args: Vec<&str> = joined.split(' ').collect();
-    let mut child = lab.spawn(pod, None, &args)?;
-    let stdout = child.stdout.take().context("server stdout not piped")?;
-    let mut line = String::new();
-    BufReader::new(stdout).read_line(&mut line)?;
-    ensure!(
-        line.trim() == "ready",
-        "server in {} printed {line:?} instead of ready",
-        pod.name()
-    );
-    Ok(child)
-}
-
 impl Suite {
-    /// Runs `palisade-netprobe <args>` in `pod` (in `cgroup`, default its container)
-    /// and returns its JSON line.
-    fn netprobe(&self, pod: &PodHandle, cgroup: Option<&Path>, args: &[&str]) -> Result<Value> {
-        let child = self.lab.spawn(pod, cgroup, args)?;
-        let output = child.wait_with_output().context("waiting for netprobe")?;
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        let line: Value = serde_json::from_str(stdout.trim()).with_context(|| {
-            format!(
-                "netprobe {args:?} in {} printed {stdout:?}, stderr {:?}",
-                pod.name(),
-                String::from_utf8_lossy(&output.stderr)
-            )
-        })?;
-        if line["result"] == "error" || line["outcome"] == "error" {
-            bail!("netprobe {args:?} in {} failed: {line}", pod.name());
-        }
-        Ok(line)
-    }
-
     /// Asserts the attempt is blocked: refused at the socket (`eperm`) or never
     /// answered (`timeout`). A reset or port-unreachable answer would mean the packet
     /// reached the peer, so it counts as getting through.
@@ -240,7 +183,7 @@ impl Suite {
         cgroup: Option<&Path>,
         args: &[&str],
     ) -> Result<()> {
-        let line = self.netprobe(pod, cgroup, args)?;
+        let line = self.lab.run_netprobe(pod, cgroup, args)?;
         let result = line["result"].as_str().or(line["outcome"].as_str());
         ensure!(
             matches!(result, Some("eperm" | "timeout")),
@@ -253,7 +196,7 @@ impl Suite {
 
     /// Asserts the attempt works (the positive control of a blocked one).
     fn works(&self, what: &str, pod: &PodHandle, args: &[&str]) -> Result<()> {
-        let line = self.netprobe(pod, None, args)?;
+        let line = self.lab.run_netprobe(pod, None, args)?;
         ensure!(
             line["result"] == "ok" || line["outcome"] == "connected",
             "control: {what} from {} should work ({args:?}): {line}\nagent log:\n{}",

@@ -127,23 +127,10 @@ fn setup(prefix: &str) -> Result<Setup> {
 }
 
 /// Runs `palisade-netprobe <args>` in `pod` and returns its `result` field
-/// (`ok`, `eperm` or `error`).
+/// (`ok` or `eperm`; `error` fails).
 fn netprobe(s: &Setup, pod: &PodHandle, args: &[&str]) -> Result<String> {
-    let child = s.lab.spawn(pod, None, args)?;
-    let output = child.wait_with_output().context("waiting for netprobe")?;
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let line: Value = serde_json::from_str(stdout.trim()).with_context(|| {
-        format!(
-            "netprobe {args:?} in {} printed {stdout:?}, stderr {:?}",
-            pod.name(),
-            String::from_utf8_lossy(&output.stderr)
-        )
-    })?;
-    let result = line["result"].as_str().unwrap_or_default().to_string();
-    if result == "error" {
-        bail!("netprobe {args:?} in {} failed: {line}", pod.name());
-    }
-    Ok(result)
+    let line = s.lab.run_netprobe(pod, None, args)?;
+    Ok(line["result"].as_str().unwrap_or_default().to_string())
 }
 
 fn expect(s: &Setup, pod: &PodHandle, args: &[&str], want: &str) -> Result<()> {

@@ -51,6 +51,34 @@ impl Lab {
         Ok(self.start(program, args, placement)?.0)
     }
 
+    /// Runs `palisade-netprobe <args>` to completion in `pod` (in `cgroup`, default
+    /// its container cgroup) and returns the one JSON line it printed. A line whose
+    /// `result` or `outcome` is `error` is an error: the probe itself failed, which
+    /// says nothing about policy.
+    pub fn run_netprobe(
+        &self,
+        pod: &PodHandle,
+        cgroup: Option<&Path>,
+        args: &[&str],
+    ) -> Result<serde_json::Value> {
+        let child = self.spawn(pod, cgroup, args)?;
+        let output = child
+            .wait_with_output()
+            .context("waiting for palisade-netprobe")?;
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let line: serde_json::Value = serde_json::from_str(stdout.trim()).with_context(|| {
+            format!(
+                "netprobe {args:?} in {} printed {stdout:?}, stderr {:?}",
+                pod.name,
+                String::from_utf8_lossy(&output.stderr)
+            )
+        })?;
+        if line["result"] == "error" || line["outcome"] == "error" {
+            bail!("netprobe {args:?} in {} failed: {line}", pod.name);
+        }
+        Ok(line)
+    }
+
     /// Runs `palisade-netprobe <args>` in the node network namespace, staying
     /// in the caller's cgroup. Stdio and lifetime as for [`spawn`](Self::spawn).
     pub fn spawn_in_node(&self, args: &[&str]) -> Result<Child> {

@@ -10,7 +10,7 @@
 //! no reply came in `--timeout-ms`.
 
 use super::args::PingArgs;
-use super::sockets::{errno, open, sockaddr};
+use super::sockets::{errno, open, send_to};
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::process::ExitCode;
@@ -65,7 +65,7 @@ fn echo(args: &PingArgs) -> Result<&'static str, i32> {
     // socket (it sets the identifier to the socket's port); the sequence is ours.
     let mut message = vec![request, 0, 0, 0, 0, 0, 0, 1];
     message.extend_from_slice(PAYLOAD);
-    send(&fd, &message, args.addr)?;
+    send_to(&fd, &message, SocketAddr::new(args.addr, 0))?;
     let deadline = Instant::now() + args.timeout;
     let mut buf = [0u8; 1500];
     loop {
@@ -90,22 +90,6 @@ fn echo(args: &PingArgs) -> Result<&'static str, i32> {
             return Ok("ok");
         }
     }
-}
-
-fn send(fd: &OwnedFd, message: &[u8], to: IpAddr) -> Result<(), i32> {
-    let (storage, len) = sockaddr(SocketAddr::new(to, 0));
-    // SAFETY: valid buffer and sockaddr for the call's duration.
-    let rc = unsafe {
-        libc::sendto(
-            fd.as_raw_fd(),
-            message.as_ptr().cast(),
-            message.len(),
-            0,
-            (&raw const storage).cast(),
-            len,
-        )
-    };
-    if rc >= 0 { Ok(()) } else { Err(errno()) }
 }
 
 fn set_receive_timeout(fd: &OwnedFd, timeout: std::time::Duration) -> Result<(), i32> {

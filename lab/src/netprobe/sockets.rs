@@ -46,7 +46,7 @@ pub(super) fn bind(args: &BindArgs) -> ExitCode {
 pub(super) fn fragment(args: &FragmentArgs) -> ExitCode {
     let result = open(libc::AF_INET, libc::SOCK_RAW, libc::IPPROTO_RAW).and_then(|fd| {
         let packet = ipv4_udp_packet(args.src, args.dst, !args.whole);
-        send_to(&fd, &packet, args.dst)
+        send_to(&fd, &packet, SocketAddr::new(IpAddr::V4(args.dst), 0))
     });
     print_result("fragment", result)
 }
@@ -68,8 +68,9 @@ fn bind_to(fd: &OwnedFd, addr: SocketAddr) -> Result<(), i32> {
     if rc == 0 { Ok(()) } else { Err(errno()) }
 }
 
-fn send_to(fd: &OwnedFd, packet: &[u8], dst: Ipv4Addr) -> Result<(), i32> {
-    let (storage, len) = sockaddr(SocketAddr::new(IpAddr::V4(dst), 0));
+/// `sendto(fd, packet, to)`.
+pub(super) fn send_to(fd: &OwnedFd, packet: &[u8], to: SocketAddr) -> Result<(), i32> {
+    let (storage, len) = sockaddr(to);
     // SAFETY: valid buffer and sockaddr for the call's duration.
     let rc = unsafe {
         libc::sendto(
@@ -84,7 +85,7 @@ fn send_to(fd: &OwnedFd, packet: &[u8], dst: Ipv4Addr) -> Result<(), i32> {
     if rc >= 0 { Ok(()) } else { Err(errno()) }
 }
 
-pub(super) fn sockaddr(addr: SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
+fn sockaddr(addr: SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
     // SAFETY: all-zero is a valid sockaddr_storage.
     let mut storage: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
     let len = match addr {
