@@ -25,7 +25,7 @@
 #![no_std]
 
 /// Version of every layout in this file. Part of the pin path (`<pin-path>/v<N>/`).
-pub const ABI_VERSION: u32 = 4;
+pub const ABI_VERSION: u32 = 5;
 
 /// Map names, as the kernel object declares them and as they are pinned.
 pub mod map_names {
@@ -33,6 +33,7 @@ pub mod map_names {
     pub const NODE_CONFIG: &str = "PALISADE_CONFIG";
     pub const ENDPOINTS: &str = "PALISADE_ENDPOINTS";
     pub const IPCACHE: &str = "PALISADE_IPCACHE";
+    pub const IPCACHE4: &str = "PALISADE_IPCACHE4";
     pub const POLICY: &str = "PALISADE_POLICY";
     pub const CONNTRACK: &str = "PALISADE_CT";
     pub const EVENTS: &str = "PALISADE_EVENTS";
@@ -46,11 +47,12 @@ pub mod map_names {
     pub const IPCACHE_HOSTS: &str = "PALISADE_IPCACHE_HOSTS";
     pub const BIND_PORTS: &str = "PALISADE_BIND_PORTS";
     /// Every pinned map, for cleanup and adoption.
-    pub const ALL: [&str; 16] = [
+    pub const ALL: [&str; 17] = [
         GENERATION,
         NODE_CONFIG,
         ENDPOINTS,
         IPCACHE,
+        IPCACHE4,
         POLICY,
         CONNTRACK,
         EVENTS,
@@ -98,6 +100,8 @@ pub mod capacity {
     pub const ENDPOINTS_PER_SLOT: u32 = 16_384;
     /// IP-to-identity entries, per slot (pods of the whole cluster plus policy CIDRs).
     pub const IPCACHE_PER_SLOT: u32 = 262_144;
+    /// IPv4 prefix (shorter than /32) entries in one slot's `IpCache4Key` trie.
+    pub const IPCACHE4_PER_SLOT: u32 = 262_144;
     /// Policy entries on one node, per slot.
     pub const POLICY_PER_SLOT: u32 = 262_144;
     /// Addresses of local endpoints, per slot (IPv4 and IPv6 per pod).
@@ -363,13 +367,14 @@ pub struct LocalAddrKey {
 /// Length in bits of the data part of an [`IpCacheKey`] (slot + address).
 pub const IPCACHE_KEY_BITS: u32 = 32 + 128;
 
-/// LPM trie `PALISADE_IPCACHE`, key data: an address prefix in one slot.
+/// LPM trie `PALISADE_IPCACHE`, key data: an IPv6 address prefix (shorter than /128)
+/// in one slot.
 ///
 /// The trie's key is `{ prefixlen: u32, data: IpCacheKey }` (aya's `lpm_trie::Key`,
-/// on both sides). Data layout: `slot` (4 bytes, big endian) then the 16-byte address.
-/// An entry for the IPv4 prefix `a.b.c.d/n` is stored as `::ffff:a.b.c.d/(96+n)`, so its
-/// prefix length is `ipcache_prefix_len(96 + n)`; lookups use [`IPCACHE_KEY_BITS`]. The
-/// slot is always fully matched.
+/// on both sides). Data layout: `slot` (4 bytes, big endian) then the 16-byte address;
+/// lookups use [`IPCACHE_KEY_BITS`]. The slot is always fully matched. IPv4 prefixes
+/// live in `PALISADE_IPCACHE4` ([`IpCache4Key`]), host entries of both families in
+/// `PALISADE_IPCACHE_HOSTS`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct IpCacheKey {
@@ -386,6 +391,46 @@ impl IpCacheKey {
             addr,
         }
     }
+}
+
+/// Length in bits of the data part of an [`IpCache4Key`] (slot + IPv4 address).
+pub const IPCACHE4_KEY_BITS: u32 = 32 + 32;
+
+/// LPM trie `PALISADE_IPCACHE4`, key data: an IPv4 prefix (shorter than /32) in one
+/// slot.
+///
+/// IPv4 prefixes have a trie of their own so that a lookup compares 8 bytes of key
+/// per trie node (slot and address in one 64-bit step) instead of the 20 bytes of an
+/// [`IpCacheKey`], whose first 12 address bytes are the same (`::ffff:`) for every
+/// IPv4 entry: a third of the cost of a CIDR lookup at 100,000 entries. The compiler
+/// guarantees that an IPv4 address never resolves to an IPv6 prefix (it adds
+/// `0.0.0.0/0` when an IPv6 prefix covers `::ffff:0:0/96`), so IPv4 addresses are
+/// looked up here only, IPv6 addresses in `PALISADE_IPCACHE` only.
+///
+/// The trie's key is `{ prefixlen: u32, data: IpCache4Key }`; the prefix length of
+/// `a.b.c.d/n` is `ipcache4_prefix_len(n)`; lookups use [`IPCACHE4_KEY_BITS`].
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct IpCache4Key {
+    /// Slot, big endian.
+    pub slot_be: u32,
+    /// IPv4 address, network byte order.
+    pub addr: [u8; 4],
+}
+
+impl IpCache4Key {
+    pub const fn new(slot: u32, addr: [u8; 4]) -> Self {
+        Self {
+            slot_be: slot.to_be(),
+            addr,
+        }
+    }
+}
+
+/// LPM prefix length of an `IpCache4Key` entry covering `addr_bits` bits of the
+/// IPv4 address.
+pub const fn ipcache4_prefix_len(addr_bits: u32) -> u32 {
+    32 + addr_bits
 }
 
 /// LPM prefix length of an ip cache entry covering `addr_bits` bits of the 16-byte
@@ -763,6 +808,7 @@ mod pod {
     unsafe impl aya::Pod for EndpointKey {}
     unsafe impl aya::Pod for EndpointInfo {}
     unsafe impl aya::Pod for IpCacheKey {}
+    unsafe impl aya::Pod for IpCache4Key {}
     unsafe impl aya::Pod for IpCacheValue {}
     unsafe impl aya::Pod for PolicyKey {}
     unsafe impl aya::Pod for PolicyValue {}
@@ -796,6 +842,7 @@ mod tests {
         assert_eq!(size_of::<EndpointKey>(), 16);
         assert_eq!(size_of::<EndpointInfo>(), 16);
         assert_eq!(size_of::<IpCacheKey>() as u32 * 8, IPCACHE_KEY_BITS);
+        assert_eq!(size_of::<IpCache4Key>() as u32 * 8, IPCACHE4_KEY_BITS);
         assert_eq!(size_of::<IpCacheValue>(), 8);
         assert_eq!(size_of::<PolicyKey>() as u32 * 8, POLICY_KEY_BITS);
         assert_eq!(size_of::<PolicyValue>(), 8);

@@ -16,6 +16,9 @@ use anyhow::{Context, Result, bail};
 use palisade_abi::ABI_VERSION;
 use std::path::{Path, PathBuf};
 
+/// The directory of a version's pinned links.
+const LINKS_DIR: &str = "links";
+
 /// bpffs magic number (`statfs.f_type`).
 const BPF_FS_MAGIC: i64 = 0xcafe4a11;
 
@@ -39,7 +42,7 @@ impl PinLayout {
     }
 
     pub fn links_dir(&self) -> PathBuf {
-        self.versioned().join("links")
+        self.versioned().join(LINKS_DIR)
     }
 
     /// Pin of the link of `hook` (`egress`, `ingress`, `connect4`, ...) at cgroup
@@ -75,11 +78,20 @@ impl PinLayout {
 
 fn remove_tree(dir: &Path) -> Result<usize> {
     let mut removed = 0;
+    let links = dir.file_name().is_some_and(|name| name == LINKS_DIR);
     for entry in std::fs::read_dir(dir).with_context(|| format!("listing {}", dir.display()))? {
         let path = entry?.path();
         if path.is_dir() {
             removed += remove_tree(&path)?;
         } else {
+            if links {
+                // Detached now, not when the kernel gets round to freeing the link:
+                // when cleanup returns, no palisade program runs any more. A link
+                // already defunct (its cgroup gone) is unpinned all the same.
+                if let Err(e) = crate::datapath::detach_pinned(&path) {
+                    tracing::debug!(error = %format!("{e:#}"), "link not detached before unpinning");
+                }
+            }
             std::fs::remove_file(&path)
                 .with_context(|| format!("removing pin {}", path.display()))?;
             removed += 1;

@@ -2,15 +2,16 @@
 
 use aya_ebpf::maps::lpm_trie::Key;
 use palisade_abi::{
-    IPCACHE_KEY_BITS, IpCacheHostKey, IpCacheKey, POLICY_KEY_BITS, PolicyKey, PolicyValue,
-    reserved,
+    IPCACHE_KEY_BITS, IPCACHE4_KEY_BITS, IpCache4Key, IpCacheHostKey, IpCacheKey,
+    POLICY_KEY_BITS, PolicyKey, PolicyValue, reserved,
 };
 
-use crate::maps::{IPCACHE, IPCACHE_HOSTS, POLICY};
+use crate::maps::{IPCACHE, IPCACHE_HOSTS, IPCACHE4, POLICY};
 
 /// Identity of `addr` in `slot`; addresses the cache does not cover are WORLD. Host
-/// entries are an exact-match hash in front of the trie (a host entry is the longest
-/// prefix an address can have, so a hit there is the trie's answer too).
+/// entries are an exact-match hash in front of the tries (a host entry is the longest
+/// prefix an address can have, so a hit there is the trie's answer too); IPv4
+/// (mapped) addresses are then looked up in the IPv4 trie, others in the IPv6 one.
 #[inline(always)]
 pub fn identity_of(slot: u32, addr: [u8; 16]) -> u32 {
     let host = IpCacheHostKey { slot, addr };
@@ -18,11 +19,22 @@ pub fn identity_of(slot: u32, addr: [u8; 16]) -> u32 {
     if let Some(v) = unsafe { IPCACHE_HOSTS.get(&host) } {
         return v.identity;
     }
-    let key = Key::new(IPCACHE_KEY_BITS, IpCacheKey::new(slot, addr));
-    match IPCACHE.get(&key) {
+    let found = if is_v4_mapped(&addr) {
+        let v4 = [addr[12], addr[13], addr[14], addr[15]];
+        IPCACHE4.get(&Key::new(IPCACHE4_KEY_BITS, IpCache4Key::new(slot, v4)))
+    } else {
+        IPCACHE.get(&Key::new(IPCACHE_KEY_BITS, IpCacheKey::new(slot, addr)))
+    };
+    match found {
         Some(v) => v.identity,
         None => reserved::WORLD,
     }
+}
+
+/// `::ffff:a.b.c.d`, the form every IPv4 address takes in the programs.
+#[inline(always)]
+fn is_v4_mapped(addr: &[u8; 16]) -> bool {
+    addr[..10] == [0; 10] && addr[10] == 0xff && addr[11] == 0xff
 }
 
 /// The entry of the peer's own table for this protocol and port, if any.

@@ -4,7 +4,7 @@
 //!
 //! All maps are pinned by name (the agent pins them under `<pin-path>/v<ABI>/maps/`),
 //! so they outlive the agent process and a restarted agent adopts them. Writers:
-//! - user space only: GEN, CONFIG, ENDPOINTS, LOCAL_ADDRS, IPCACHE, IPCACHE_HOSTS,
+//! - user space only: GEN, CONFIG, ENDPOINTS, LOCAL_ADDRS, IPCACHE, IPCACHE4, IPCACHE_HOSTS,
 //!   POLICY, BIND_PORTS;
 //! - kernel only: CT (user space may read and delete), EVENTS, COUNTERS, EVENT_BUDGET.
 
@@ -14,7 +14,7 @@ use aya_ebpf::{
 };
 use palisade_abi::{
     BindPorts, CtKey, CtValue, EndpointInfo, EndpointKey, EventBudget, GenerationWord,
-    IpCacheHostKey, IpCacheKey, IpCacheValue, LocalAddrKey, NodeConfig, PolicyKey, PolicyValue,
+    IpCache4Key, IpCacheHostKey, IpCacheKey, IpCacheValue, LocalAddrKey, NodeConfig, PolicyKey, PolicyValue,
     capacity,
 };
 
@@ -36,10 +36,16 @@ pub static ENDPOINTS: HashMap<EndpointKey, EndpointInfo> =
 pub static LOCAL_ADDRS: HashMap<LocalAddrKey, u64> =
     HashMap::pinned(2 * capacity::LOCAL_ADDRS_PER_SLOT, 0);
 
-/// (slot, address prefix) -> identity.
+/// (slot, IPv6 address prefix) -> identity.
 #[map(name = "PALISADE_IPCACHE")]
 pub static IPCACHE: LpmTrie<IpCacheKey, IpCacheValue> =
     LpmTrie::pinned(2 * capacity::IPCACHE_PER_SLOT, 0);
+
+/// (slot, IPv4 address prefix) -> identity: IPv4 lookups compare 8 bytes per trie
+/// node instead of 20 (see `IpCache4Key`).
+#[map(name = "PALISADE_IPCACHE4")]
+pub static IPCACHE4: LpmTrie<IpCache4Key, IpCacheValue> =
+    LpmTrie::pinned(2 * capacity::IPCACHE4_PER_SLOT, 0);
 
 /// (slot, address) -> identity, for host (/32, /128) entries: looked up before the
 /// trie, which holds the shorter prefixes only.

@@ -12,6 +12,7 @@ use std::path::Path;
 
 const BPF_OBJ_GET: libc::c_long = 7;
 const BPF_LINK_UPDATE: libc::c_long = 29;
+const BPF_LINK_DETACH: libc::c_long = 34;
 
 /// `union bpf_attr` for BPF_OBJ_GET.
 #[repr(C)]
@@ -20,6 +21,13 @@ struct ObjGetAttr {
     pathname: u64,
     bpf_fd: u32,
     file_flags: u32,
+}
+
+/// `union bpf_attr` for BPF_LINK_DETACH.
+#[repr(C)]
+#[derive(Default)]
+struct LinkDetachAttr {
+    link_fd: u32,
 }
 
 /// `union bpf_attr` for BPF_LINK_UPDATE.
@@ -73,5 +81,19 @@ pub fn replace_program(pin: &Path, program: BorrowedFd<'_>) -> Result<()> {
     };
     bpf(BPF_LINK_UPDATE, &mut attr)
         .with_context(|| format!("BPF_LINK_UPDATE on {}", pin.display()))?;
+    Ok(())
+}
+
+/// Detaches the pinned link at `pin` from its hook at once (`BPF_LINK_DETACH`; the
+/// link stays, defunct, until its pin goes). Unpinning alone detaches too, but the
+/// kernel finishes that from a work queue after the last reference is dropped, so the
+/// program may still run for a moment after the unpin returns.
+pub fn detach_pinned(pin: &Path) -> Result<()> {
+    let link = open_pinned(pin)?;
+    let mut attr = LinkDetachAttr {
+        link_fd: link.as_raw_fd() as u32,
+    };
+    bpf(BPF_LINK_DETACH, &mut attr)
+        .with_context(|| format!("BPF_LINK_DETACH on {}", pin.display()))?;
     Ok(())
 }

@@ -13,6 +13,7 @@
 //! [`Datapath::packet_socket_control`] for start-up logs and `/status`.
 
 mod links;
+pub use links::detach_pinned;
 mod sock_hooks;
 pub mod tables;
 
@@ -165,6 +166,7 @@ impl Datapath {
             endpoints: take_map(&mut ebpf, map_names::ENDPOINTS)?,
             local_addrs: take_map(&mut ebpf, map_names::LOCAL_ADDRS)?,
             ipcache: take_map(&mut ebpf, map_names::IPCACHE)?,
+            ipcache4: take_map(&mut ebpf, map_names::IPCACHE4)?,
             policy: take_map(&mut ebpf, map_names::POLICY)?,
             endpoint_addrs: take_map(&mut ebpf, map_names::ENDPOINT_ADDRS)?,
             services: take_map(&mut ebpf, map_names::SERVICES)?,

@@ -3,8 +3,9 @@
 //! that slot holds), then the generation word is flipped with one 32-bit store.
 //!
 //! Ip cache host entries (/32, /128: `IpPrefix` with 128 bits) go to the exact-match
-//! `PALISADE_IPCACHE_HOSTS`, every shorter prefix to the `PALISADE_IPCACHE` trie; the
-//! programs try the hash first. Both are one table here (`DesiredState::ipcache`).
+//! `PALISADE_IPCACHE_HOSTS`, shorter IPv4 prefixes to the `PALISADE_IPCACHE4` trie and
+//! shorter IPv6 ones to `PALISADE_IPCACHE`; the programs try the hash first. All three
+//! are one table here (`DesiredState::ipcache`, IPv4 as `::ffff:a.b.c.d`).
 //!
 //! The writer keeps a shadow of each slot's contents so that a diff costs no map
 //! iteration; after a restart the shadow is rebuilt once from the pinned maps.
@@ -14,8 +15,9 @@ use anyhow::{Context, Result};
 use aya::maps::{Array, HashMap, LpmTrie, MapData, lpm_trie::Key};
 use palisade_abi::{
     BackendKey, BackendValue, BindPorts, EndpointAddrKey, EndpointInfo, EndpointKey,
-    GenerationWord, IpCacheHostKey, IpCacheKey, IpCacheValue, LocalAddrKey, NodeConfig, PolicyKey,
-    PolicyValue, ServiceKey, ServiceValue, ipcache_prefix_len,
+    GenerationWord, IpCache4Key, IpCacheHostKey, IpCacheKey, IpCacheValue, LocalAddrKey,
+    NodeConfig, PolicyKey, PolicyValue, ServiceKey, ServiceValue, ipcache_prefix_len,
+    ipcache4_prefix_len,
 };
 use std::collections::BTreeMap;
 
@@ -25,6 +27,7 @@ pub struct TableWriter {
     pub(super) endpoints: HashMap<MapData, EndpointKey, EndpointInfo>,
     pub(super) local_addrs: HashMap<MapData, LocalAddrKey, u64>,
     pub(super) ipcache: LpmTrie<MapData, IpCacheKey, IpCacheValue>,
+    pub(super) ipcache4: LpmTrie<MapData, IpCache4Key, IpCacheValue>,
     pub(super) policy: LpmTrie<MapData, PolicyKey, PolicyValue>,
     pub(super) endpoint_addrs: HashMap<MapData, EndpointAddrKey, [u8; 16]>,
     pub(super) services: HashMap<MapData, ServiceKey, ServiceValue>,
@@ -85,6 +88,10 @@ impl TableWriter {
                 self.ipcache_hosts
                     .remove(&ipcache_host_key(slot, prefix))
                     .context("PALISADE_IPCACHE_HOSTS delete")?;
+            } else if let Some(key) = ipcache4_key(slot, prefix) {
+                self.ipcache4
+                    .remove(&key)
+                    .context("PALISADE_IPCACHE4 delete")?;
             } else {
                 self.ipcache
                     .remove(&ipcache_key(slot, prefix))
@@ -139,6 +146,10 @@ impl TableWriter {
                 self.ipcache_hosts
                     .insert(ipcache_host_key(slot, prefix), value, 0)
                     .context("PALISADE_IPCACHE_HOSTS insert (table full?)")?;
+            } else if let Some(key) = ipcache4_key(slot, prefix) {
+                self.ipcache4
+                    .insert(&key, value, 0)
+                    .context("PALISADE_IPCACHE4 insert (table full?)")?;
             } else {
                 self.ipcache
                     .insert(&ipcache_key(slot, prefix), value, 0)
@@ -226,6 +237,17 @@ impl TableWriter {
                     .insert((data.addr, key.prefix_len() - ipcache_prefix_len(0)), value);
             }
         }
+        for item in self.ipcache4.iter() {
+            let (key, value) = item.context("iterating PALISADE_IPCACHE4")?;
+            let data = key.data();
+            if u32::from_be(data.slot_be) == slot {
+                let addr = std::net::Ipv4Addr::from(data.addr)
+                    .to_ipv6_mapped()
+                    .octets();
+                let bits = MAPPED_V4_BITS + key.prefix_len() - ipcache4_prefix_len(0);
+                state.ipcache.insert((addr, bits), value);
+            }
+        }
         for item in self.ipcache_hosts.iter() {
             let (key, value) = item.context("iterating PALISADE_IPCACHE_HOSTS")?;
             if key.slot == slot {
@@ -297,6 +319,20 @@ fn endpoint_key(cgroup_id: u64, slot: u32) -> EndpointKey {
 
 fn ipcache_key(slot: u32, (addr, bits): IpPrefix) -> Key<IpCacheKey> {
     Key::new(ipcache_prefix_len(bits), IpCacheKey::new(slot, addr))
+}
+
+/// Bits of `::ffff:0:0/96`, the IPv4-mapped part of an address.
+const MAPPED_V4_BITS: u32 = 96;
+
+/// The `PALISADE_IPCACHE4` key of an IPv4 (mapped) prefix, `None` for IPv6 ones.
+fn ipcache4_key(slot: u32, (addr, bits): IpPrefix) -> Option<Key<IpCache4Key>> {
+    let v4 = std::net::Ipv6Addr::from(addr).to_ipv4_mapped()?;
+    (bits >= MAPPED_V4_BITS).then(|| {
+        Key::new(
+            ipcache4_prefix_len(bits - MAPPED_V4_BITS),
+            IpCache4Key::new(slot, v4.octets()),
+        )
+    })
 }
 
 /// A host entry: one address, looked up by exact match.
