@@ -9,9 +9,12 @@
 //! helm: `$PALISADE_HELM` (`cargo xtask test` sets it to `.tools/helm/helm`, which
 //! `cargo xtask setup` installs). Missing, the tests fail naming it.
 
+#[path = "helm_chart/admission.rs"]
+mod admission;
 #[path = "helm_chart/render.rs"]
 mod render;
 
+use admission::{Decision, admit};
 use render::{Rendered, helm, lint, render, render_error};
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
@@ -519,6 +522,149 @@ fn admission_policy_keys_agent_writes_on_the_token_node_name() {
     assert_eq!(
         ds["spec"]["template"]["spec"]["serviceAccountName"],
         "fence-agent"
+    );
+}
+
+/// An admission request for a status write by `user`, whose token carries `node`.
+fn status_request(user: &str, node: Option<&str>, resource: &str) -> Value {
+    let extra = match node {
+        Some(node) => json!({"authentication.kubernetes.io/node-name": [node]}),
+        None => json!({}),
+    };
+    json!({
+        "userInfo": {"username": user, "extra": extra},
+        "resource": {"group": "", "version": "v1", "resource": resource},
+        "subResource": "status",
+        "operation": "UPDATE",
+    })
+}
+
+fn node_policy(node: &str) -> Value {
+    json!({
+        "apiVersion": "palisade.dev/v1alpha1",
+        "kind": "NodePolicy",
+        "metadata": {"name": node, "labels": {"a": "b"}},
+        "status": {"appliedGeneration": 3},
+    })
+}
+
+fn pod(node: &str, conditions: Value) -> Value {
+    json!({
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "web-1", "namespace": "shop", "labels": {"app": "web"}},
+        "spec": {"nodeName": node, "containers": [{"name": "web", "image": "web"}]},
+        "status": {
+            "phase": "Running",
+            "podIP": "10.0.0.7",
+            "podIPs": [{"ip": "10.0.0.7"}],
+            "hostIP": "192.168.0.4",
+            "conditions": conditions,
+            "containerStatuses": [{"name": "web", "ready": true, "restartCount": 0}],
+        },
+    })
+}
+
+#[test]
+fn admission_policy_admits_an_agent_only_on_its_own_node() {
+    let rendered = render(&[]);
+    let policy = rendered.get("ValidatingAdmissionPolicy", "palisade-agent-own-node");
+    let agent_on = |node| status_request(AGENT_SA, Some(node), "nodepolicies");
+    let denied = |decision: Decision, says: &str| match decision {
+        Decision::Denied(message) => assert!(message.contains(says), "{message}"),
+        other => panic!("expected a denial saying {says:?}, got {other:?}"),
+    };
+    let status = |object: &Value, applied: i64| {
+        let mut changed = object.clone();
+        changed["status"]["appliedGeneration"] = json!(applied);
+        changed
+    };
+
+    // NodePolicy status: its own node only.
+    let own = node_policy("node-a");
+    assert_eq!(
+        admit(policy, &agent_on("node-a"), &status(&own, 4), &own),
+        Decision::Allowed
+    );
+    let other = node_policy("node-b");
+    denied(
+        admit(policy, &agent_on("node-a"), &status(&other, 4), &other),
+        "on node node-a may write the status of NodePolicy node-a only, not node-b",
+    );
+    // A token without the node claim (not bound to a pod, or an old API server).
+    denied(
+        admit(
+            policy,
+            &status_request(AGENT_SA, None, "nodepolicies"),
+            &status(&own, 4),
+            &own,
+        ),
+        "carries no node name",
+    );
+    // Labels cannot be changed through status.
+    let mut relabelled = status(&own, 4);
+    relabelled["metadata"]["labels"]["a"] = json!("c");
+    denied(
+        admit(policy, &agent_on("node-a"), &relabelled, &own),
+        "may not change labels",
+    );
+    // Someone else (the controller, a user) is not this policy's business.
+    assert_eq!(
+        admit(
+            policy,
+            &status_request(
+                "system:serviceaccount:palisade-system:palisade-controller",
+                None,
+                "nodepolicies"
+            ),
+            &status(&other, 4),
+            &other,
+        ),
+        Decision::NotMatched
+    );
+
+    // Pods: only its own node's, and only palisade.dev/ conditions.
+    let pod_request = status_request(AGENT_SA, Some("node-a"), "pods");
+    let ready = json!({"type": "Ready", "status": "False"});
+    let programmed = json!({"type": "palisade.dev/PolicyProgrammed", "status": "True"});
+    let before = pod("node-a", json!([ready]));
+    let after = pod("node-a", json!([ready, programmed]));
+    assert_eq!(
+        admit(policy, &pod_request, &after, &before),
+        Decision::Allowed
+    );
+    assert_eq!(
+        admit(policy, &pod_request, &before, &after),
+        Decision::Allowed,
+        "removing its own condition"
+    );
+    let before_elsewhere = pod("node-b", json!([ready]));
+    let after_elsewhere = pod("node-b", json!([ready, programmed]));
+    denied(
+        admit(policy, &pod_request, &after_elsewhere, &before_elsewhere),
+        "own node's pods only, not of pod shop/web-1",
+    );
+    let forged_ready = pod(
+        "node-a",
+        json!([{"type": "Ready", "status": "True"}, programmed]),
+    );
+    denied(
+        admit(policy, &pod_request, &forged_ready, &after),
+        "may add or change only palisade.dev/ pod conditions",
+    );
+    let dropped_ready = pod("node-a", json!([programmed]));
+    denied(
+        admit(policy, &pod_request, &dropped_ready, &after),
+        "may remove only palisade.dev/ pod conditions",
+    );
+    let mut moved = after.clone();
+    moved["status"]["podIP"] = json!("10.0.0.99");
+    denied(admit(policy, &pod_request, &moved, &before), "status.podIP");
+    let mut relabelled = after.clone();
+    relabelled["metadata"]["labels"]["app"] = json!("db");
+    denied(
+        admit(policy, &pod_request, &relabelled, &before),
+        "may not change labels",
     );
 }
 
