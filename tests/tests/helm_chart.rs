@@ -950,3 +950,77 @@ fn container_ports(container: &Value) -> Value {
     }
     Value::Object(ports)
 }
+
+/// Dotted paths of every leaf of `value` (maps are walked, anything else is a leaf).
+fn leaf_paths(value: &Value, prefix: &str, out: &mut Vec<String>) {
+    match value.as_object() {
+        Some(map) if !map.is_empty() => {
+            for (key, child) in map {
+                let path = if prefix.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{prefix}.{key}")
+                };
+                leaf_paths(child, &path, out);
+            }
+        }
+        _ => out.push(prefix.to_string()),
+    }
+}
+
+/// Dotted paths of every property the schema names.
+fn schema_paths(schema: &Value, prefix: &str, out: &mut Vec<String>) {
+    for (key, child) in schema["properties"].as_object().into_iter().flatten() {
+        let path = if prefix.is_empty() {
+            key.clone()
+        } else {
+            format!("{prefix}.{key}")
+        };
+        out.push(path.clone());
+        schema_paths(child, &path, out);
+    }
+}
+
+#[test]
+fn every_value_is_in_the_schema_and_documented() {
+    let dir = render::chart_dir();
+    let values_text = std::fs::read_to_string(dir.join("values.yaml")).unwrap();
+    let values = render::parse_documents(&values_text).remove(0);
+    let schema: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("values.schema.json")).unwrap())
+            .unwrap();
+    let readme = std::fs::read_to_string(dir.join("README.md")).unwrap();
+    let documented = |path: &str| {
+        // The path itself, or a map it is part of (`controller.resources`).
+        let parts: Vec<&str> = path.split('.').collect();
+        (1..=parts.len()).any(|n| readme.contains(&format!("| `{}` |", parts[..n].join("."))))
+    };
+    let mut leaves = Vec::new();
+    leaf_paths(&values, "", &mut leaves);
+    for path in &leaves {
+        assert!(documented(path), "value {path} is not in README.md's table");
+        // Walk the schema down the path until a free-form object.
+        let mut node = &schema;
+        for part in path.split('.') {
+            match node["properties"].get(part) {
+                Some(child) => node = child,
+                None => {
+                    assert!(
+                        node["additionalProperties"] != false,
+                        "value {path}: the schema has no {part:?}"
+                    );
+                    break;
+                }
+            }
+        }
+    }
+    let mut properties = Vec::new();
+    schema_paths(&schema, "", &mut properties);
+    for path in &properties {
+        // Itself, a map it is part of, or (an object) its own properties.
+        assert!(
+            documented(path) || readme.contains(&format!("| `{path}.")),
+            "schema property {path} is not in README.md's table"
+        );
+    }
+}
