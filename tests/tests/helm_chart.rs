@@ -321,8 +321,11 @@ fn grants(role: &Value) -> BTreeSet<Grant> {
     out
 }
 
-/// `(group, [resources], [verbs], [names])` expanded.
-fn expected_grants(rules: &[(&str, &[&str], &[&str], &[&str])]) -> BTreeSet<Grant> {
+/// An expected rule: (apiGroup, resources, verbs, resourceNames; empty: any name).
+type Rule<'a> = (&'a str, &'a [&'a str], &'a [&'a str], &'a [&'a str]);
+
+/// Every rule of `rules` expanded into grants.
+fn expected_grants(rules: &[Rule]) -> BTreeSet<Grant> {
     let mut out = BTreeSet::new();
     for (group, resources, verbs, names) in rules {
         let names: Vec<&str> = if names.is_empty() {
