@@ -465,6 +465,65 @@ fn rbac_grants_exactly_what_each_component_uses() {
     }
 }
 
+/// The controller's ClusterRole follows its code: every kind it watches
+/// (`objects::MODEL_KINDS`, plus the publication kinds) can be listed and watched, the
+/// status of the kinds it reports on patched, the publication kinds applied.
+#[test]
+fn controller_rbac_covers_every_kind_its_code_watches() {
+    use palisade_controller::objects::MODEL_KINDS;
+    use palisade_crds::definitions::GROUP;
+    use palisade_crds::publication::{CLUSTER_TABLE_PLURAL, NODE_POLICY_PLURAL};
+    let rendered = render(&[]);
+    let granted = grants(rendered.get("ClusterRole", "palisade-controller"));
+    let has = |group: &str, resource: &str, verb: &str| {
+        granted.contains(&(group.into(), resource.into(), verb.into(), String::new()))
+    };
+    let watched = MODEL_KINDS
+        .iter()
+        .map(|k| (k.group, k.plural))
+        .chain([(GROUP, CLUSTER_TABLE_PLURAL), (GROUP, NODE_POLICY_PLURAL)]);
+    for (group, plural) in watched {
+        for verb in ["list", "watch"] {
+            assert!(
+                has(group, plural, verb),
+                "controller may not {verb} {group}/{plural}"
+            );
+        }
+    }
+    for plural in [CLUSTER_TABLE_PLURAL, NODE_POLICY_PLURAL] {
+        for verb in ["create", "patch", "delete"] {
+            assert!(
+                has(GROUP, plural, verb),
+                "controller may not {verb} {plural}"
+            );
+        }
+    }
+    for kind in MODEL_KINDS.iter().filter(|k| k.group == GROUP) {
+        assert!(
+            has(GROUP, &format!("{}/status", kind.plural), "patch"),
+            "controller may not write {}/status",
+            kind.plural
+        );
+    }
+    // And nothing else: every list/watch grant is a watched kind.
+    let watched: BTreeSet<(String, String)> = MODEL_KINDS
+        .iter()
+        .map(|k| (k.group.to_string(), k.plural.to_string()))
+        .chain([
+            (GROUP.to_string(), CLUSTER_TABLE_PLURAL.to_string()),
+            (GROUP.to_string(), NODE_POLICY_PLURAL.to_string()),
+        ])
+        .collect();
+    for (group, resource, verb, _) in &granted {
+        if verb == "list" || verb == "watch" {
+            assert!(
+                watched.contains(&(group.clone(), resource.clone())),
+                "controller may {verb} {group}/{resource}, which it does not watch"
+            );
+        }
+    }
+}
+
 #[test]
 fn admission_policy_keys_agent_writes_on_the_token_node_name() {
     let rendered = render(&[]);
