@@ -197,7 +197,7 @@ fn agent_daemonset_is_least_privilege() {
     assert_eq!(pod["serviceAccountName"], "palisade-agent");
     assert_eq!(
         ds["spec"]["updateStrategy"],
-        json!({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}})
+        json!({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1, "maxSurge": 0}})
     );
     assert_eq!(
         pod["volumes"],
