@@ -51,6 +51,34 @@ impl PinLayout {
         self.links_dir().join(format!("cg{cgroup_id}-{hook}"))
     }
 
+    /// The directories of other ABI versions (`v<N>`, N not this agent's), lowest
+    /// first: pins a previous agent of another version left (an upgrade, or a
+    /// downgrade).
+    pub fn other_versions(&self) -> Result<Vec<(u32, PathBuf)>> {
+        if !self.root.is_dir() {
+            return Ok(Vec::new());
+        }
+        let mut other = Vec::new();
+        for entry in std::fs::read_dir(&self.root)
+            .with_context(|| format!("listing {}", self.root.display()))?
+        {
+            let path = entry?.path();
+            let version = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .and_then(|n| n.strip_prefix('v'))
+                .and_then(|n| n.parse::<u32>().ok());
+            if let Some(version) = version
+                && version != ABI_VERSION
+                && path.is_dir()
+            {
+                other.push((version, path));
+            }
+        }
+        other.sort();
+        Ok(other)
+    }
+
     /// Creates the directories (inside an existing bpffs).
     pub fn create_dirs(&self) -> Result<()> {
         for dir in [self.maps_dir(), self.links_dir()] {
@@ -74,6 +102,12 @@ impl PinLayout {
         }
         remove_tree(&self.root)
     }
+}
+
+/// Removes the pin directory `dir` and everything below it (links detached first);
+/// returns how many pins were removed.
+pub fn remove_dir(dir: &Path) -> Result<usize> {
+    remove_tree(dir)
 }
 
 fn remove_tree(dir: &Path) -> Result<usize> {

@@ -23,18 +23,10 @@ const NODE: &str = "node-1";
 /// No policy: palisade allows everything here, so only the foreign program can
 /// block the victim.
 fn write_cluster(dir: &ManifestDir, pods: &[&PodHandle]) -> Result<()> {
-    let mut cluster = manifests::node(NODE, &["10.90.0.1".parse()?, "fd00:90::1".parse()?]);
-    cluster.push_str(&manifests::namespace("tenant", &[]));
-    for pod in pods {
-        cluster.push_str(&manifests::pod(
-            "tenant",
-            pod,
-            &[("app", pod.name())],
-            &[],
-            true,
-        ));
-    }
-    dir.write("cluster.yaml", &cluster)
+    dir.write(
+        "cluster.yaml",
+        &manifests::dual_stack_cluster(NODE, "tenant", pods),
+    )
 }
 
 fn agent_options<'a>(lab: &'a Lab, dir: &'a ManifestDir) -> AgentOptions<'a> {

@@ -16,6 +16,7 @@ mod links;
 pub use links::detach_pinned;
 mod sock_hooks;
 pub mod tables;
+pub mod upgrade;
 
 use crate::ebpf_object;
 use crate::pins::PinLayout;
@@ -177,7 +178,10 @@ impl Datapath {
         };
         let events = Some(take_map(&mut ebpf, map_names::EVENTS)?);
         let counters = take_map(&mut ebpf, map_names::COUNTERS)?;
-        let conntrack = Some(take_map(&mut ebpf, map_names::CONNTRACK)?);
+        let mut conntrack: ConntrackMap = take_map(&mut ebpf, map_names::CONNTRACK)?;
+        // Before any program of this version sees a packet (see `upgrade`).
+        upgrade::adopt_conntrack(layout, &mut conntrack)?;
+        let conntrack = Some(conntrack);
         Ok(Self {
             ebpf,
             tables,

@@ -164,6 +164,8 @@ pub async fn run(opts: Options) -> Result<()> {
                     for (direction, how) in datapath.attach(&layout, &root, root_id)? {
                         tracing::info!(direction, ?how, root = %root.display(), "program attached");
                     }
+                    // This version's programs run: another version's may go now.
+                    crate::datapath::upgrade::retire_other_versions(&layout)?;
                     attached = true;
                 }
                 let waiting = !report.pending.is_empty();

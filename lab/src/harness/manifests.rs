@@ -61,6 +61,22 @@ pub fn node(name: &str, addresses: &[std::net::IpAddr]) -> String {
     s
 }
 
+/// A Node (`node`, with the dual-stack lab's node addresses `10.90.0.1` and
+/// `fd00:90::1`), the Namespace `namespace`, and each pod in it labelled
+/// `app: <pod name>`.
+pub fn dual_stack_cluster(node_name: &str, namespace_name: &str, pods: &[&PodHandle]) -> String {
+    let addresses = [
+        std::net::IpAddr::from([10, 90, 0, 1]),
+        "fd00:90::1".parse().expect("address literal"),
+    ];
+    let mut cluster = node(node_name, &addresses);
+    cluster.push_str(&namespace(namespace_name, &[]));
+    for p in pods {
+        cluster.push_str(&pod(namespace_name, p, &[("app", p.name())], &[], true));
+    }
+    cluster
+}
+
 /// A Pod for an emulated pod: its IPs, its cgroup annotation (unless `cgroup` is
 /// false: a remote peer), labels and named TCP ports.
 pub fn pod(
