@@ -25,6 +25,7 @@ use crate::reconcile::{
     Plan, PolicyObject, ProgrammedTracker, PublicationKind, Published, PublishedObject, reconcile,
 };
 use crate::watch::{Source, WatchEvent, api_resource, watch};
+use futures_util::StreamExt;
 use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams};
 use palisade_crds::publication::TABLES;
 use palisade_policy::compile::Change;
@@ -37,6 +38,8 @@ use tokio::sync::{mpsc, watch as signal};
 use tokio::time::Instant;
 
 pub const FIELD_MANAGER: &str = "palisade-controller";
+/// Publication objects applied concurrently.
+const WRITE_CONCURRENCY: usize = 16;
 
 #[derive(Clone, Debug)]
 pub struct Settings {
@@ -260,11 +263,13 @@ impl Driver {
     async fn reconcile(&mut self) {
         let started = Instant::now();
         self.metrics.reconciles.inc();
+        let changes = self.pending.len();
         if !self.compile().await {
             self.metrics.reconcile_errors.inc();
             self.retry = true;
             return;
         }
+        let compiled = started.elapsed();
         let desired = self.desired.as_ref().expect("compiled above");
         let policies: Vec<PolicyObject> = self
             .store
@@ -288,6 +293,13 @@ impl Driver {
             &now.to_string(),
         );
         let wrote = !plan.writes.is_empty() || !plan.deletes.is_empty();
+        tracing::debug!(
+            changes,
+            compile_ms = compiled.as_secs_f64() * 1e3,
+            plan_ms = (started.elapsed() - compiled).as_secs_f64() * 1e3,
+            writes = plan.writes.len(),
+            "planned"
+        );
         let mut complete = self.execute(plan).await;
         complete &= self.report_other_rejections().await;
         self.retry = !complete;
@@ -412,15 +424,30 @@ impl Driver {
             Metrics::count(&self.metrics.unchanged, kind.kind(), *count as u64);
         }
         let params = PatchParams::apply(FIELD_MANAGER).force();
-        for write in plan.writes {
-            if !self.is_leader() {
-                return false;
-            }
+        // Up to WRITE_CONCURRENCY applies in flight, each checking the lease first.
+        let applies = plan.writes.into_iter().map(|write| {
             let api = self.publication_api(write.kind);
-            match api
-                .patch(&write.name, &params, &Patch::Apply(&write.body))
-                .await
-            {
+            let leader = self.leader.clone();
+            let params = params.clone();
+            async move {
+                if !*leader.borrow() {
+                    return (write, None);
+                }
+                let result = api
+                    .patch(&write.name, &params, &Patch::Apply(&write.body))
+                    .await;
+                (write, Some(result))
+            }
+        });
+        let applied: Vec<_> = futures_util::stream::iter(applies)
+            .buffer_unordered(WRITE_CONCURRENCY)
+            .collect()
+            .await;
+        for (write, result) in applied {
+            let Some(result) = result else {
+                return false;
+            };
+            match result {
                 Ok(_) => {
                     Metrics::count(&self.metrics.written, write.kind.kind(), 1);
                     let map = self.published_map(write.kind);

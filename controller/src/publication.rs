@@ -6,7 +6,9 @@
 //! and port), so an entry stays in its shard whatever else changes and one pod change
 //! touches one shard. `shards` is a power of two per table, kept from the previous
 //! publication and changed only when needed: doubled while a shard would exceed
-//! [`SHARD_TARGET`] (512 KiB, well under the API server's 1.5 MiB request limit),
+//! [`SHARD_TARGET`] (64 KiB: one pod change rewrites one shard, so a shard's size is
+//! what every pod change costs to write and to send to every agent; far under the API
+//! server's 1.5 MiB request limit),
 //! halved while every shard of half as many would stay under a quarter of it (so a
 //! table hovering at the bound does not flap). Doubling splits every shard `i` into
 //! `i` and `i + shards`.
@@ -21,7 +23,7 @@ use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 
 /// A shard is split when its entries would exceed this many bytes of JSON.
-pub const SHARD_TARGET: usize = 512 * 1024;
+pub const SHARD_TARGET: usize = 64 * 1024;
 /// Every published object must serialize to at most this many bytes; a bigger one is
 /// an error, never truncated.
 pub const OBJECT_BUDGET: usize = 1024 * 1024;
