@@ -509,8 +509,16 @@ fn report(
         "The `palisade-controller` binary (its own process) against the in-process API-server double \
          (`apiserver-double/`) seeded with {} nodes, {} namespaces, {} pods and {} NetworkPolicies \
          (the synthetic layout of the `compile` benchmark). Machine: {machine}, shared with other work \
-         while measured. `cargo run --release -p palisade-bench -- controller`.\n\n",
-        scale.nodes, scale.namespaces, scale.pods, policies
+         while measured. `palisade-bench controller --divide {} --pods {} --policies {}` \
+         (1/{} of the 5,000-node target scale).\n\n",
+        scale.nodes,
+        scale.namespaces,
+        scale.pods,
+        policies,
+        FULL.nodes / scale.nodes,
+        timings[0].samples.len(),
+        timings.get(1).map_or(0, |t| t.samples.len()),
+        FULL.nodes / scale.nodes,
     ));
     md.push_str(
         "Initial sync: controller start to `/readyz` (every watch listed, the whole model compiled with \
