@@ -5,10 +5,14 @@
 //! - `datapath`: per-packet cost of the cgroup_skb program with BPF_PROG_TEST_RUN, for
 //!   growing ip caches and identity counts (the curve must stay flat);
 //! - `compile`: the policy compiler on a 5,000-node, 150,000-pod synthetic cluster;
+//! - `controller`: the controller binary against the API-server double at that scale
+//!   (initial sync, memory, pod and policy changes to objects written; absolute
+//!   numbers);
 //! - `throughput`: iperf3, round trips and connection rate across a veth pair with no
 //!   program, palisade, iptables and nftables, each with the same 10,000 rules.
 
 mod compile;
+mod controller;
 mod datapath;
 mod load;
 mod throughput;
@@ -36,6 +40,21 @@ enum Command {
     },
     /// The compiler at cluster scale (no privileges needed).
     Compile,
+    /// The controller binary against the API-server double at cluster scale.
+    Controller {
+        /// Divide the 5,000 nodes, 2,000 namespaces and 150,000 pods by this.
+        #[arg(long, default_value_t = 1)]
+        divide: usize,
+        /// Pods created, one at a time.
+        #[arg(long, default_value_t = 200)]
+        pods: usize,
+        /// NetworkPolicies changed, one at a time.
+        #[arg(long, default_value_t = 20)]
+        policies: usize,
+        /// The controller binary (default: palisade-controller beside this one).
+        #[arg(long)]
+        controller_bin: Option<std::path::PathBuf>,
+    },
     /// Throughput, latency and connection rate against iptables and nftables (needs
     /// root, iperf3, iptables and nftables).
     Throughput {
@@ -55,6 +74,20 @@ fn main() -> Result<()> {
     match Cli::parse().command {
         Command::Datapath { repeat, rounds } => datapath::run(repeat, rounds),
         Command::Compile => compile::run(),
+        Command::Controller {
+            divide,
+            pods,
+            policies,
+            controller_bin,
+        } => {
+            let full = controller::FULL;
+            let scale = controller::Scale {
+                nodes: full.nodes / divide,
+                namespaces: full.namespaces / divide,
+                pods: full.pods / divide,
+            };
+            controller::run(scale, pods, policies, controller_bin)
+        }
         Command::Throughput { seconds } => throughput::run(seconds),
         Command::Load { args } => load::run(&args),
     }

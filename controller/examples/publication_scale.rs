@@ -4,7 +4,6 @@
 //! store (the manifest parser), compiles, shards, and plans; then one pod is added and
 //! the time to the new plan and the objects it rewrites are reported.
 
-use palisade_controller::compiler::{FullCompiler, PolicyCompiler};
 use palisade_controller::objects::{MODEL_KINDS, ObjectStore};
 use palisade_controller::publication::desired;
 use palisade_controller::reconcile::{Published, PublishedObject, reconcile};
@@ -43,9 +42,8 @@ fn main() {
                      "ingress": [{"from": [{"podSelector": {"matchLabels": {"app": format!("app{}", (i + 1) % 200)}}}],
                                   "ports": [{"protocol": "TCP", "port": 8080}]}]}}));
     }
-    let mut compiler = FullCompiler;
     let started = Instant::now();
-    let compiled = compiler.compiled(&store.cluster().unwrap());
+    let compiled = palisade_policy::compile::compile(&store.cluster().unwrap());
     let compile = started.elapsed();
     let started = Instant::now();
     let wanted = desired(&compiled, &BTreeMap::new());
@@ -94,7 +92,7 @@ fn main() {
     // One more pod with the labels of an existing one.
     let started = Instant::now();
     store.upsert(kind("Pod"), &pod(pods + 200));
-    let compiled = compiler.compiled(&store.cluster().unwrap());
+    let compiled = palisade_policy::compile::compile(&store.cluster().unwrap());
     let wanted = desired(&compiled, &wanted.shards);
     let plan = reconcile(&wanted, &published, &[], &mut Default::default(), "t");
     println!(

@@ -1,7 +1,11 @@
 //! The driver: runs the watches, keeps the object store and what the server has
-//! published, and on each burst of changes (debounced) compiles, plans with the pure
+//! published, and on each burst of changes has the compile thread
+//! ([`compiler`](crate::compiler)) apply them, brings its copy of the publication up
+//! to date with the objects that changed, plans with the pure
 //! [`reconcile`](crate::reconcile) core and carries the plan out with server-side
 //! apply (field manager `palisade-controller`), deletes, status writes and Events.
+//! The whole model is assembled and compiled once, after the initial list (and again
+//! only should the compile thread be lost).
 //!
 //! Only the lease holder writes: a standby keeps its watches warm and does nothing
 //! else; the leader checks its lease before every write and stops at once when it
@@ -9,19 +13,22 @@
 //! the first reconcile after a restart sees what is published and writes nothing
 //! that is unchanged.
 
-use crate::compiler::{FullCompiler, PolicyCompiler};
+use crate::compiler::CompileWorker;
+use crate::compiler_changes;
 use crate::events::{self, Regarding};
 use crate::health::Readiness;
 use crate::leader::{self, LeaseSettings};
 use crate::metrics::Metrics;
 use crate::objects::{MODEL_KINDS, ModelChange, ObjectKey, ObjectStore, key_of};
-use crate::publication::{Desired, desired};
+use crate::publication::Desired;
 use crate::reconcile::{
     Plan, PolicyObject, ProgrammedTracker, PublicationKind, Published, PublishedObject, reconcile,
 };
 use crate::watch::{Source, WatchEvent, api_resource, watch};
+use futures_util::StreamExt;
 use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams};
 use palisade_crds::publication::TABLES;
+use palisade_policy::compile::Change;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -31,11 +38,14 @@ use tokio::sync::{mpsc, watch as signal};
 use tokio::time::Instant;
 
 pub const FIELD_MANAGER: &str = "palisade-controller";
+/// Publication objects applied concurrently.
+const WRITE_CONCURRENCY: usize = 16;
 
 #[derive(Clone, Debug)]
 pub struct Settings {
     pub lease: LeaseSettings,
-    /// How long to wait after a change for more before reconciling.
+    /// How long to wait after a change for more before reconciling (zero: take what
+    /// is queued and go; changes arriving during a reconcile make the next batch).
     pub debounce: Duration,
     /// How soon to retry after a failed write.
     pub retry: Duration,
@@ -45,7 +55,7 @@ impl Settings {
     pub fn new(lease: LeaseSettings) -> Self {
         Settings {
             lease,
-            debounce: Duration::from_millis(75),
+            debounce: Duration::ZERO,
             retry: Duration::from_secs(1),
         }
     }
@@ -89,9 +99,8 @@ pub async fn run(
         store: ObjectStore::default(),
         published: Published::default(),
         unsynced: sources.into_iter().collect(),
-        compiler: Box::new(FullCompiler),
+        compiler: CompileWorker::start(),
         pending: Vec::new(),
-        model_dirty: true,
         desired: None,
         tracker: ProgrammedTracker::default(),
         first_change: None,
@@ -116,10 +125,10 @@ struct Driver {
     published: Published,
     /// Watches that have not listed yet.
     unsynced: BTreeSet<Source>,
-    compiler: Box<dyn PolicyCompiler>,
+    compiler: CompileWorker,
     /// Model changes not yet given to the compiler.
-    pending: Vec<ModelChange>,
-    model_dirty: bool,
+    pending: Vec<Change>,
+    /// What to publish; None until the compile thread has built the whole model.
     desired: Option<Desired>,
     tracker: ProgrammedTracker,
     /// When the oldest change not yet published was observed.
@@ -237,8 +246,10 @@ impl Driver {
             return;
         }
         self.first_change.get_or_insert_with(Instant::now);
-        self.model_dirty = true;
-        self.pending.extend(changes);
+        for change in changes {
+            self.pending
+                .extend(compiler_changes::of(&self.store, change));
+        }
     }
 
     fn published_map(&mut self, kind: PublicationKind) -> &mut BTreeMap<String, PublishedObject> {
@@ -252,32 +263,13 @@ impl Driver {
     async fn reconcile(&mut self) {
         let started = Instant::now();
         self.metrics.reconciles.inc();
-        if self.model_dirty || self.desired.is_none() {
-            for change in self.pending.drain(..) {
-                self.compiler.apply(&change);
-            }
-            let model = match self.store.cluster() {
-                Ok(model) => model,
-                Err(e) => {
-                    // Keep what is published: never publish a partial model.
-                    tracing::error!(error = %e, "the model could not be assembled");
-                    self.metrics.reconcile_errors.inc();
-                    self.retry = true;
-                    return;
-                }
-            };
-            let compile_started = Instant::now();
-            let compiled = self.compiler.compiled(&model);
-            self.metrics
-                .compile_seconds
-                .observe(compile_started.elapsed().as_secs_f64());
-            let previous = match &self.desired {
-                Some(desired) => desired.shards.clone(),
-                None => published_shards(&self.published),
-            };
-            self.desired = Some(desired(&compiled, &previous));
-            self.model_dirty = false;
+        let changes = self.pending.len();
+        if !self.compile().await {
+            self.metrics.reconcile_errors.inc();
+            self.retry = true;
+            return;
         }
+        let compiled = started.elapsed();
         let desired = self.desired.as_ref().expect("compiled above");
         let policies: Vec<PolicyObject> = self
             .store
@@ -301,6 +293,13 @@ impl Driver {
             &now.to_string(),
         );
         let wrote = !plan.writes.is_empty() || !plan.deletes.is_empty();
+        tracing::debug!(
+            changes,
+            compile_ms = compiled.as_secs_f64() * 1e3,
+            plan_ms = (started.elapsed() - compiled).as_secs_f64() * 1e3,
+            writes = plan.writes.len(),
+            "planned"
+        );
         let mut complete = self.execute(plan).await;
         complete &= self.report_other_rejections().await;
         self.retry = !complete;
@@ -319,6 +318,61 @@ impl Driver {
         self.metrics
             .reconcile_seconds
             .observe(started.elapsed().as_secs_f64());
+    }
+
+    /// Brings `desired` up to date: the pending changes through the compile thread,
+    /// or, before the first build (or after the thread was lost), the whole model.
+    /// False if nothing could be compiled (what is published stays).
+    async fn compile(&mut self) -> bool {
+        let started = Instant::now();
+        if let Some(desired) = self.desired.as_mut() {
+            if self.pending.is_empty() {
+                return true;
+            }
+            let changes = std::mem::take(&mut self.pending);
+            match self.compiler.apply(changes).await {
+                Ok(applied) => {
+                    desired.apply(applied.update);
+                    self.metrics
+                        .compile_seconds
+                        .observe(started.elapsed().as_secs_f64());
+                    return true;
+                }
+                Err(_) => {
+                    tracing::error!("the compile thread was lost: compiling the whole model again");
+                    self.compiler = CompileWorker::start();
+                }
+            }
+        }
+        let model = match self.store.cluster() {
+            Ok(model) => model,
+            Err(e) => {
+                // Keep what is published: never publish a partial model.
+                tracing::error!(error = %e, "the model could not be assembled");
+                return false;
+            }
+        };
+        // The model holds every change so far.
+        self.pending.clear();
+        let previous = match &self.desired {
+            Some(desired) => desired.shards.clone(),
+            None => published_shards(&self.published),
+        };
+        match self.compiler.build(model, previous).await {
+            Ok(desired) => {
+                self.desired = Some(desired);
+                self.metrics
+                    .compile_seconds
+                    .observe(started.elapsed().as_secs_f64());
+                true
+            }
+            Err(_) => {
+                tracing::error!("the compile thread was lost while building");
+                self.compiler = CompileWorker::start();
+                self.desired = None;
+                false
+            }
+        }
     }
 
     /// One Event per rejected version of an object of another kind (a Pod,
@@ -370,15 +424,30 @@ impl Driver {
             Metrics::count(&self.metrics.unchanged, kind.kind(), *count as u64);
         }
         let params = PatchParams::apply(FIELD_MANAGER).force();
-        for write in plan.writes {
-            if !self.is_leader() {
-                return false;
-            }
+        // Up to WRITE_CONCURRENCY applies in flight, each checking the lease first.
+        let applies = plan.writes.into_iter().map(|write| {
             let api = self.publication_api(write.kind);
-            match api
-                .patch(&write.name, &params, &Patch::Apply(&write.body))
-                .await
-            {
+            let leader = self.leader.clone();
+            let params = params.clone();
+            async move {
+                if !*leader.borrow() {
+                    return (write, None);
+                }
+                let result = api
+                    .patch(&write.name, &params, &Patch::Apply(&write.body))
+                    .await;
+                (write, Some(result))
+            }
+        });
+        let applied: Vec<_> = futures_util::stream::iter(applies)
+            .buffer_unordered(WRITE_CONCURRENCY)
+            .collect()
+            .await;
+        for (write, result) in applied {
+            let Some(result) = result else {
+                return false;
+            };
+            match result {
                 Ok(_) => {
                     Metrics::count(&self.metrics.written, write.kind.kind(), 1);
                     let map = self.published_map(write.kind);

@@ -81,8 +81,9 @@ struct RunArgs {
     /// How often the leader renews (and a standby retries), in milliseconds.
     #[arg(long, env = "PALISADE_LEASE_RETRY_MS", default_value_t = 2000)]
     lease_retry_ms: u64,
-    /// How long to wait for more changes after one before reconciling, in milliseconds.
-    #[arg(long, env = "PALISADE_DEBOUNCE_MS", default_value_t = 75)]
+    /// How long to wait for more changes after one before reconciling, in milliseconds
+    /// (0: take what is queued; changes arriving during a reconcile make the next batch).
+    #[arg(long, env = "PALISADE_DEBOUNCE_MS", default_value_t = 0)]
     debounce_ms: u64,
     /// Log one JSON object per line.
     #[arg(long, env = "PALISADE_LOG_JSON")]

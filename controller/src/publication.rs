@@ -6,28 +6,27 @@
 //! and port), so an entry stays in its shard whatever else changes and one pod change
 //! touches one shard. `shards` is a power of two per table, kept from the previous
 //! publication and changed only when needed: doubled while a shard would exceed
-//! [`SHARD_TARGET`] (512 KiB, well under the API server's 1.5 MiB request limit),
+//! [`SHARD_TARGET`] (64 KiB: one pod change rewrites one shard, so a shard's size is
+//! what every pod change costs to write and to send to every agent; far under the API
+//! server's 1.5 MiB request limit),
 //! halved while every shard of half as many would stay under a quarter of it (so a
 //! table hovering at the bound does not flap). Doubling splits every shard `i` into
 //! `i` and `i + shards`.
 
-use palisade_crds::publication::{
-    IdentityEntry, NodePolicyContent, TABLE_IDENTITIES, TABLE_IPCACHE, TABLE_SERVICES, shard_name,
-};
-use palisade_policy::compile::tables::{CompiledCluster, NodeTables};
+use crate::publication_state::PublicationState;
+use crate::sharded_table::stable_hash;
+use palisade_crds::publication::NodePolicyContent;
+use palisade_policy::compile::tables::{CompiledCluster, NodeTables, PolicyRow};
 use serde::Serialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 
 /// A shard is split when its entries would exceed this many bytes of JSON.
-pub const SHARD_TARGET: usize = 512 * 1024;
+pub const SHARD_TARGET: usize = 64 * 1024;
 /// Every published object must serialize to at most this many bytes; a bigger one is
 /// an error, never truncated.
 pub const OBJECT_BUDGET: usize = 1024 * 1024;
-/// Most shards a table may have.
-const MAX_SHARDS: u32 = 1 << 12;
-
 /// One shard of a cluster table.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TableShard {
@@ -55,70 +54,14 @@ pub struct Desired {
 }
 
 /// The publication of `compiled`. `previous_shards` is the shard count each table had
-/// (absent: 1).
+/// (absent: 1). The controller keeps it up to date incrementally
+/// ([`PublicationState`](crate::publication_state::PublicationState)); this is the
+/// same computed from scratch.
 pub fn desired(
     compiled: &CompiledCluster,
     previous_shards: &BTreeMap<&'static str, u32>,
 ) -> Desired {
-    let mut out = Desired::default();
-    let identities = compiled.identities.iter().map(|(identity, info)| {
-        let entry = IdentityEntry {
-            identity: *identity,
-            kind: info.kind.clone(),
-            labels: info.labels.clone(),
-        };
-        (identity.to_string(), to_value(&entry))
-    });
-    let ipcache = compiled
-        .ipcache
-        .iter()
-        .map(|entry| (entry.prefix.to_string(), to_value(entry)));
-    let services = compiled.services.iter().map(|entry| {
-        let key = format!("{}|{}|{}", entry.address, entry.port, entry.protocol);
-        (key, to_value(entry))
-    });
-    let tables: [(&'static str, Vec<(String, Value)>); 3] = [
-        (TABLE_IDENTITIES, identities.collect()),
-        (TABLE_IPCACHE, ipcache.collect()),
-        (TABLE_SERVICES, services.collect()),
-    ];
-    for (table, entries) in tables {
-        let previous = previous_shards.get(table).copied().unwrap_or(1);
-        let shards = shard_count(&entries, previous);
-        out.shards.insert(table, shards);
-        let mut split: Vec<Vec<Value>> = vec![Vec::new(); shards as usize];
-        for (key, value) in entries {
-            split[shard_of(&key, shards) as usize].push(value);
-        }
-        for (shard, entries) in split.into_iter().enumerate() {
-            let shard = shard as u32;
-            out.tables.insert(
-                shard_name(table, shard),
-                TableShard {
-                    table,
-                    shard,
-                    shards,
-                    content_hash: content_hash(&entries),
-                    entries,
-                },
-            );
-        }
-    }
-    for (node, tables) in &compiled.nodes {
-        // Pods that are not scheduled compile under "": no node to publish them to.
-        if node.is_empty() {
-            continue;
-        }
-        let content = node_content(compiled, tables);
-        out.nodes.insert(
-            node.clone(),
-            NodeContent {
-                content_hash: content_hash(&content),
-                content,
-            },
-        );
-    }
-    out
+    PublicationState::build(compiled, previous_shards).1
 }
 
 /// The node's part of the compiled cluster: its tables and the rules they cite.
@@ -146,6 +89,40 @@ pub fn node_content(compiled: &CompiledCluster, node: &NodeTables) -> NodePolicy
     }
 }
 
+/// The content hash of `content` with every rule reference replaced by the rule it
+/// cites (rows and DNS rules sorted after that): equal for two publications of one
+/// cluster state that differ only in how rules are numbered, as an incremental
+/// compile and a from-scratch one do.
+pub fn canonical_content_hash(content: &NodePolicyContent) -> String {
+    let rule = |rule_ref: Option<u32>| rule_ref.and_then(|r| content.rules.get(&r));
+    let tables: BTreeMap<u32, _> = content
+        .policy_tables
+        .iter()
+        .map(|(policy_id, table)| {
+            let mut rows: Vec<_> = table
+                .rows
+                .iter()
+                .map(|row| {
+                    let unnumbered = PolicyRow {
+                        rule_ref: None,
+                        ..*row
+                    };
+                    (unnumbered, rule(row.rule_ref))
+                })
+                .collect();
+            rows.sort();
+            let mut fqdn: Vec<_> = table
+                .fqdn_rules
+                .iter()
+                .map(|r| (&r.pattern, &r.ports, rule(r.rule_ref)))
+                .collect();
+            fqdn.sort();
+            (*policy_id, (rows, fqdn))
+        })
+        .collect();
+    content_hash(&(&content.host_addresses, &content.endpoints, tables))
+}
+
 /// sha256 (hex) of the canonical JSON of `content` (struct fields in declaration
 /// order, maps sorted).
 pub fn content_hash<T: Serialize + ?Sized>(content: &T) -> String {
@@ -155,47 +132,13 @@ pub fn content_hash<T: Serialize + ?Sized>(content: &T) -> String {
 
 /// The shard of an entry key among `shards` (a power of two).
 pub fn shard_of(key: &str, shards: u32) -> u32 {
-    let digest = Sha256::digest(key.as_bytes());
-    let hash = u64::from_be_bytes(digest[..8].try_into().expect("eight bytes"));
-    (hash % u64::from(shards)) as u32
-}
-
-fn shard_count(entries: &[(String, Value)], previous: u32) -> u32 {
-    let sizes: Vec<(u64, usize)> = entries
-        .iter()
-        .map(|(key, value)| {
-            let digest = Sha256::digest(key.as_bytes());
-            let hash = u64::from_be_bytes(digest[..8].try_into().expect("eight bytes"));
-            (
-                hash,
-                serde_json::to_vec(value).map(|v| v.len() + 1).unwrap_or(0),
-            )
-        })
-        .collect();
-    let largest = |shards: u32| -> usize {
-        let mut totals = vec![0usize; shards as usize];
-        for (hash, size) in &sizes {
-            totals[(hash % u64::from(shards)) as usize] += size;
-        }
-        totals.into_iter().max().unwrap_or(0)
-    };
-    let mut shards = previous.max(1).next_power_of_two().min(MAX_SHARDS);
-    while shards < MAX_SHARDS && largest(shards) > SHARD_TARGET {
-        shards *= 2;
-    }
-    while shards > 1 && largest(shards / 2) <= SHARD_TARGET / 4 {
-        shards /= 2;
-    }
-    shards
-}
-
-fn to_value<T: Serialize>(value: &T) -> Value {
-    serde_json::to_value(value).expect("publication entries serialize")
+    (stable_hash(key) % u64::from(shards)) as u32
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use palisade_crds::publication::TABLE_IPCACHE;
     use palisade_policy::compile::tables::{IdentityInfo, IpCacheEntry};
 
     fn cluster_with_ipcache(n: u32) -> CompiledCluster {
@@ -265,11 +208,15 @@ mod tests {
 
     #[test]
     fn shard_counts_are_kept_unless_needed() {
-        let entries: Vec<(String, Value)> =
-            (0..10).map(|i| (i.to_string(), Value::from(i))).collect();
         // Tiny: a previous count of 8 shrinks back to 1.
-        assert_eq!(shard_count(&entries, 8), 1);
-        assert_eq!(shard_count(&entries, 1), 1);
+        let tiny = cluster_with_ipcache(10);
+        let previous = BTreeMap::from([(TABLE_IPCACHE, 8)]);
+        assert_eq!(desired(&tiny, &previous).shards[TABLE_IPCACHE], 1);
+        // Big: a count that fits is kept even where fewer would do.
+        let big = cluster_with_ipcache(40_000);
+        let fitting = desired(&big, &BTreeMap::new()).shards[TABLE_IPCACHE];
+        let previous = BTreeMap::from([(TABLE_IPCACHE, fitting * 2)]);
+        assert_eq!(desired(&big, &previous).shards[TABLE_IPCACHE], fitting * 2);
         assert_eq!(shard_of("x", 1), 0);
         assert!(shard_of("x", 8) < 8);
     }

@@ -17,6 +17,8 @@ pub fn run() -> Result<()> {
     status(Command::new(paths::release_bin("palisade-bench")).arg("datapath"))?;
     step("policy compiler at cluster scale");
     status(Command::new(paths::release_bin("palisade-bench")).arg("compile"))?;
+    step("controller at cluster scale against the API-server double");
+    status(Command::new(paths::release_bin("palisade-bench")).arg("controller"))?;
     step("throughput, latency and connection rate against iptables and nftables");
     status(Command::new(paths::release_bin("palisade-bench")).arg("throughput"))
 }
