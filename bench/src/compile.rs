@@ -238,6 +238,39 @@ fn measure(label: &'static str, scale: Scale) -> Result<Measurement> {
         "pod to a new label set (new identity)",
         vec![Change::PodUpsert(fresh)],
     ));
+    // The same pod back to its labels: the new identity retired.
+    let back = Pod {
+        labels: app_labels("app-2", "t2"),
+        ..pod_named(&compiler, 0, "app-2-0002")
+    };
+    changes.push(time_changes(
+        &mut compiler,
+        "pod back to its label set (identity retired)",
+        vec![Change::PodUpsert(back)],
+    ));
+    // A new label set that a rule of every namespace selects as a peer ("app-2 in any
+    // namespace"): every namespace's app-4 table gains rows for it.
+    let pod = pod_named(&compiler, 0, "app-2-0007");
+    let selected = Pod {
+        labels: app_labels("app-2", "t-new"),
+        ..pod
+    };
+    changes.push(time_changes(
+        &mut compiler,
+        "pod to a new label set every namespace's rules select",
+        vec![Change::PodUpsert(selected)],
+    ));
+    // A namespace relabelled (another team): its pods' identities all change.
+    let mut namespace = compiler.cluster().namespaces["ns-00003"].clone();
+    namespace
+        .labels
+        .0
+        .insert("team".into(), "team-other".into());
+    changes.push(time_changes(
+        &mut compiler,
+        "namespace relabelled",
+        vec![Change::NamespaceUpsert(namespace)],
+    ));
     // One NetworkPolicy changed (another port): one run.
     let mut changed = compiler.cluster().network_policies[&ObjectRef {
         namespace: "ns-00001".into(),

@@ -31,6 +31,8 @@ const NAMESPACES: [&str; 3] = ["ns0", "ns1", "ns2"];
 enum Op {
     Pod(Pod),
     Relabel(usize, BTreeMap<String, String>),
+    /// Relabelled with a label no other pod has: a new identity.
+    FreshLabels(usize, BTreeMap<String, String>, u32),
     MovePod(usize, Option<&'static str>),
     DeletePod(usize),
     NetworkPolicy(NetworkPolicy),
@@ -42,6 +44,7 @@ enum Op {
     EgressPolicy(EgressPolicy),
     DeleteEgressPolicy(usize),
     Namespace(usize, BTreeMap<String, String>),
+    DeleteNamespace(usize),
     Node(usize, Vec<&'static str>, BTreeMap<String, String>),
     DeleteNode(usize),
 }
@@ -50,6 +53,7 @@ fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         4 => (0..8usize).prop_flat_map(pod_strategy).prop_map(Op::Pod),
         6 => (0..8usize, label_map()).prop_map(|(i, l)| Op::Relabel(i, l)),
+        4 => (0..8usize, label_map(), 0..1000u32).prop_map(|(i, l, n)| Op::FreshLabels(i, l, n)),
         2 => (0..8usize, select(vec![Some("node-0"), Some("node-1"), Some("node-2"), None]))
             .prop_map(|(i, n)| Op::MovePod(i, n)),
         3 => (0..8usize).prop_map(Op::DeletePod),
@@ -61,7 +65,8 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (0..3usize).prop_map(Op::DeleteTrustBoundary),
         1 => (0..4usize).prop_flat_map(egress_policy).prop_map(Op::EgressPolicy),
         1 => (0..4usize).prop_map(Op::DeleteEgressPolicy),
-        1 => (0..3usize, label_map()).prop_map(|(i, l)| Op::Namespace(i, l)),
+        4 => (0..3usize, label_map()).prop_map(|(i, l)| Op::Namespace(i, l)),
+        1 => (0..3usize).prop_map(Op::DeleteNamespace),
         1 => (0..3usize, subsequence(NODE_ADDRESSES.to_vec(), 0..=2), label_map())
             .prop_map(|(i, a, l)| Op::Node(i, a, l)),
         1 => (0..3usize).prop_map(Op::DeleteNode),
@@ -79,6 +84,16 @@ fn changes(cluster: &Cluster, op: Op) -> Vec<Change> {
         Op::Pod(pod) => vec![Change::PodUpsert(pod)],
         Op::Relabel(i, labels) => pod(i)
             .map(|pod| {
+                Change::PodUpsert(Pod {
+                    labels: Labels(labels),
+                    ..pod
+                })
+            })
+            .into_iter()
+            .collect(),
+        Op::FreshLabels(i, mut labels, n) => pod(i)
+            .map(|pod| {
+                labels.insert("fresh".to_string(), format!("f{n}"));
                 Change::PodUpsert(Pod {
                     labels: Labels(labels),
                     ..pod
@@ -131,6 +146,9 @@ fn changes(cluster: &Cluster, op: Op) -> Vec<Change> {
                 labels,
             })]
         }
+        Op::DeleteNamespace(i) => vec![Change::NamespaceDelete(
+            NAMESPACES[i % NAMESPACES.len()].to_string(),
+        )],
         Op::Node(i, addresses, labels) => vec![Change::NodeUpsert(Node {
             name: format!("node-{i}"),
             labels: Labels(labels),
@@ -327,6 +345,8 @@ fn random_change_sequences_take_the_incremental_path() {
 
     let mut runner = TestRunner::deterministic();
     let (mut pod_changes, mut incremental) = (0, 0);
+    // Changes that added or retired an identity, and namespace changes, incremental.
+    let (mut identity_changes, mut namespace_changes) = (0, 0);
     for _ in 0..100 {
         let cluster = cluster_strategy().new_tree(&mut runner).unwrap().current();
         let ops = vec(op(), 12).new_tree(&mut runner).unwrap().current();
@@ -334,8 +354,16 @@ fn random_change_sequences_take_the_incremental_path() {
         for op in ops {
             for change in changes(compiler.cluster(), op) {
                 let is_pod = matches!(change, Change::PodUpsert(_) | Change::PodDelete(_));
+                let is_namespace = matches!(
+                    change,
+                    Change::NamespaceUpsert(_) | Change::NamespaceDelete(_)
+                );
                 compiler.apply(change);
                 let delta = compiler.take_delta();
+                if !delta.full_recompile && !delta.identities.is_empty() {
+                    identity_changes += 1;
+                    namespace_changes += usize::from(is_namespace);
+                }
                 if is_pod && !delta.is_empty() {
                     pod_changes += 1;
                     incremental += usize::from(!delta.full_recompile);
@@ -343,7 +371,12 @@ fn random_change_sequences_take_the_incremental_path() {
             }
         }
     }
-    eprintln!("{incremental} of {pod_changes} pod changes incremental");
+    eprintln!(
+        "{incremental} of {pod_changes} pod changes incremental; {identity_changes} incremental \
+         changes of the identity set, {namespace_changes} of them namespace changes"
+    );
+    assert!(identity_changes >= 50, "{identity_changes}");
+    assert!(namespace_changes >= 10, "{namespace_changes}");
     // Small random clusters often give a pod an identity of its own (a change then
     // adds or drops one, which recompiles fully); enough still stay within the set.
     assert!(incremental >= 50, "{incremental} of {pod_changes}");
