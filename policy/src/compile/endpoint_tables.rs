@@ -109,6 +109,20 @@ pub(crate) struct TableMemo {
 }
 
 impl TableMemo {
+    /// Forgets the rows of every input whose NetworkPolicies include the one at
+    /// `position` (its content changed, not its place or its rules' ids).
+    pub fn forget_network_policy(&mut self, position: usize) {
+        self.memo
+            .retain(|input, _| !input.network_policy.positions().contains(&position));
+    }
+
+    /// Forgets the rows of every input whose egress allowlist includes the
+    /// EgressPolicy at `position` (see [`TableMemo::forget_network_policy`]).
+    pub fn forget_egress_policy(&mut self, position: usize) {
+        self.memo
+            .retain(|input, _| !input.egress_allowlist.positions().contains(&position));
+    }
+
     /// The one allocation of `rows`.
     fn intern(&mut self, rows: Vec<Row>) -> Rc<[Row]> {
         let rows: Rc<[Row]> = rows.into();

@@ -25,6 +25,7 @@
 mod canonical;
 mod ipcache_claims;
 mod pod_change;
+mod policy_change;
 mod publisher;
 
 pub use canonical::{CanonicalCluster, CanonicalNode, CanonicalTable, canonical};
@@ -241,6 +242,8 @@ impl Compiler {
                 self.cluster.endpoint_slices.remove(&key);
                 self.recompile_services();
             }
+            Change::NetworkPolicyUpsert(policy) => self.network_policy(policy),
+            Change::EgressPolicyUpsert(policy) => self.egress_policy(policy),
             Change::NamespaceUpsert(namespace) => {
                 let name = namespace.name.clone();
                 if self.change_cluster(Change::NamespaceUpsert(namespace)) {

@@ -11,6 +11,7 @@ use super::{Compiler, LazyIndexes, State, TableInput};
 use crate::compile::endpoint_tables::EndpointTable;
 use crate::compile::identity::pod_identities;
 use crate::compile::nodes::NodePlan;
+use crate::compile::trust_boundary;
 use crate::model::{Cluster, ObjectRef, Pod};
 use ipnet::IpNet;
 use palisade_abi::reserved;
@@ -50,6 +51,17 @@ impl Compiler {
     pub(super) fn pods_incrementally(&mut self, pods: &[(ObjectRef, Option<String>)]) -> bool {
         let state = &mut self.state;
         let cluster = &self.cluster;
+
+        // TrustBoundary zones count the namespaces pods are in: a pod that is the
+        // first or last of a namespace without a Namespace object may change them.
+        if !cluster.trust_boundaries.is_empty()
+            && pods
+                .iter()
+                .any(|(pod_ref, _)| !cluster.namespaces.contains_key(&pod_ref.namespace))
+            && trust_boundary::expand(cluster) != state.trust_boundaries
+        {
+            return false;
+        }
 
         // Identities: each pod's holdings moved, new identities allocated.
         let mut born: BTreeSet<u32> = BTreeSet::new();
@@ -283,7 +295,7 @@ impl Compiler {
 
     /// Re-plans the node `name` from its pods' tables, publishing new tables and
     /// releasing unused ones; removes it when it has neither pods nor a Node object.
-    fn rebuild_node(&mut self, name: &str) {
+    pub(super) fn rebuild_node(&mut self, name: &str) {
         let state = &mut self.state;
         let old = self.compiled.nodes.remove(name);
         let pods = state.node_pods.get(name);
@@ -351,7 +363,7 @@ impl State {
 
     /// Recomputes the tables of the pods `pods` (existing, not host-network), through
     /// the shapes and the memo; returns the nodes of those whose table changed.
-    fn refresh_tables(
+    pub(super) fn refresh_tables(
         &mut self,
         cluster: &Cluster,
         indexes: &LazyIndexes,
