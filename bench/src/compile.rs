@@ -3,8 +3,9 @@
 //! baseline). Reports full-compile time (`compile::compile`, and `compile::Compiler::new`,
 //! which keeps the state for incremental changes), the time of single changes applied
 //! with `Compiler::apply` (a pod relabelled to an existing identity, a pod moved to a
-//! brand-new label set, a pod created, a NetworkPolicy changed), peak memory (max RSS)
-//! and the largest per-node table, serialized.
+//! brand-new label set and back, to a new label set every namespace's rules select, a
+//! pod created and deleted, a namespace relabelled, a NetworkPolicy changed and
+//! deleted), peak memory (max RSS) and the largest per-node table, serialized.
 
 use anyhow::Result;
 use palisade_policy::compile::{self, Change, Compiler};
@@ -238,6 +239,39 @@ fn measure(label: &'static str, scale: Scale) -> Result<Measurement> {
         "pod to a new label set (new identity)",
         vec![Change::PodUpsert(fresh)],
     ));
+    // The same pod back to its labels: the new identity retired.
+    let back = Pod {
+        labels: app_labels("app-2", "t2"),
+        ..pod_named(&compiler, 0, "app-2-0002")
+    };
+    changes.push(time_changes(
+        &mut compiler,
+        "pod back to its label set (identity retired)",
+        vec![Change::PodUpsert(back)],
+    ));
+    // A new label set that a rule of every namespace selects as a peer ("app-2 in any
+    // namespace"): every namespace's app-4 table gains rows for it.
+    let pod = pod_named(&compiler, 0, "app-2-0007");
+    let selected = Pod {
+        labels: app_labels("app-2", "t-new"),
+        ..pod
+    };
+    changes.push(time_changes(
+        &mut compiler,
+        "pod to a new label set every namespace's rules select",
+        vec![Change::PodUpsert(selected)],
+    ));
+    // A namespace relabelled (another team): its pods' identities all change.
+    let mut namespace = compiler.cluster().namespaces["ns-00003"].clone();
+    namespace
+        .labels
+        .0
+        .insert("team".into(), "team-other".into());
+    changes.push(time_changes(
+        &mut compiler,
+        "namespace relabelled",
+        vec![Change::NamespaceUpsert(namespace)],
+    ));
     // One NetworkPolicy changed (another port): one run.
     let mut changed = compiler.cluster().network_policies[&ObjectRef {
         namespace: "ns-00001".into(),
@@ -249,6 +283,15 @@ fn measure(label: &'static str, scale: Scale) -> Result<Measurement> {
         &mut compiler,
         "NetworkPolicy changed",
         vec![Change::NetworkPolicyUpsert(changed)],
+    ));
+    // One NetworkPolicy deleted (rules renumbered: still a full recompile).
+    changes.push(time_changes(
+        &mut compiler,
+        "NetworkPolicy deleted",
+        vec![Change::NetworkPolicyDelete(ObjectRef {
+            namespace: "ns-00002".into(),
+            name: "policy-3".into(),
+        })],
     ));
     drop(compiler);
     Ok(Measurement {
@@ -443,8 +486,9 @@ fn report(results: &[Measurement]) -> Result<()> {
         "Synthetic clusters (NetworkPolicy only: default deny, app-to-app, cross-namespace, CIDR with except and port ranges). \
          Ratios are to the 1/10 baseline measured in the same run. Full compile is `compile::compile`; \
          `Compiler::new` is the same compile keeping the state the incremental compiler needs. \
-         Changes are applied with `Compiler::apply` (median of the runs); a change that adds or removes \
-         an identity, and any policy change, is a full recompile for now. The largest node table counts the \
+         Changes are applied with `Compiler::apply` (median of the runs). Pod changes (new and retired \
+         identities included), namespace relabels and NetworkPolicy/EgressPolicy changes in place are \
+         incremental; a policy added or deleted, a cluster policy and a node change are full recompiles. The largest node table counts the \
          node's object and the policy tables it refers to, serialized as JSON; the compact column serializes \
          the tables in their compact form (`compile::compact::CompactPolicyTable`: each distinct row list \
          once, with its peers as delta-coded varints).\n\n",

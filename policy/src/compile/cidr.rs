@@ -72,7 +72,7 @@ pub(crate) struct BlockId(usize);
 pub(crate) type Membership = BTreeSet<BlockId>;
 
 /// Every distinct block of every policy, sorted.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct IpBlocks {
     blocks: Vec<IpBlock>,
 }

@@ -166,6 +166,23 @@ impl<'a> ClusterPolicies<'a> {
             .collect()
     }
 
+    /// Number of policies of `tier`.
+    pub fn len(&self, tier: Tier) -> usize {
+        self.policies(tier).len()
+    }
+
+    /// Every rule, both directions, of the `tier` policy at `position`.
+    pub fn policy_rules(
+        &self,
+        tier: Tier,
+        position: usize,
+    ) -> impl Iterator<Item = &IndexedRule<'a>> {
+        self.policies(tier)
+            .get(position)
+            .into_iter()
+            .flat_map(|p| p.ingress.iter().chain(&p.egress))
+    }
+
     fn policies(&self, tier: Tier) -> &[IndexedPolicy<'a>] {
         self.tiers.get(&tier).map_or(&[], Vec::as_slice)
     }

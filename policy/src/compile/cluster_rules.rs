@@ -21,6 +21,7 @@ use super::rules::RuleId;
 use super::selection::Selection;
 use super::verdict::PeerVerdicts;
 use crate::model::{ClusterPeer, ClusterPort, Direction, Pod, Protocol, RuleAction, Tier};
+use rustc_hash::FxHashSet;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// A rule that matched: what it does and the id verdicts cite it by.
@@ -126,6 +127,18 @@ impl<'a> ClusterRuleEvaluator<'a> {
             )
         });
         TierMatches { peers, own_node }
+    }
+
+    /// The positions of the `tier` policies one of whose rules matches some identity of
+    /// this evaluator's identities (see `RuleEvaluator::touched_policies`).
+    pub fn touched_policies(&self, tier: Tier) -> FxHashSet<usize> {
+        (0..self.policies.len(tier))
+            .filter(|position| {
+                self.policies
+                    .policy_rules(tier, *position)
+                    .any(|rule| !self.matched_peers(rule).is_empty())
+            })
+            .collect()
     }
 
     /// The identities a rule's peers match.

@@ -24,6 +24,7 @@ use super::verdict::{Outcome, PeerVerdicts};
 use crate::model::{
     Cluster, EgressPeer, EgressPolicy, EgressRule, Enforcement, Pod, ProtocolPorts,
 };
+use rustc_hash::FxHashSet;
 use std::collections::{BTreeMap, BTreeSet};
 
 struct IndexedPolicy<'a> {
@@ -254,6 +255,23 @@ impl<'a> AllowlistEvaluator<'a> {
             allowing: PeerVerdicts::from_groups(PortMap::constant(None), groups),
             otherwise: self.policies.otherwise(selection),
         }
+    }
+
+    /// The positions of the policies one of whose rules matches some identity of this
+    /// evaluator's identities (see `RuleEvaluator::touched_policies`).
+    pub fn touched_policies(&self) -> FxHashSet<usize> {
+        self.policies
+            .policies
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| {
+                p.policy
+                    .egress
+                    .iter()
+                    .any(|rule| !self.matched_peers(p.policy, rule).is_empty())
+            })
+            .map(|(position, _)| position)
+            .collect()
     }
 
     /// The identities the destinations of `rule` (of `policy`) match.

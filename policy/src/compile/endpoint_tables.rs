@@ -16,6 +16,7 @@ use super::tiers::{TierVerdicts, chain};
 use crate::model::{Cluster, ContainerPort, Direction, ObjectRef, Pod, Tier};
 use palisade_abi::reserved;
 use rustc_hash::{FxHashMap, FxHashSet};
+use std::collections::BTreeSet;
 use std::rc::Rc;
 
 /// An endpoint's rows, per direction; None where the direction is not enforced.
@@ -107,6 +108,39 @@ pub(crate) struct TableMemo {
     interned: FxHashSet<Rc<[Row]>>,
 }
 
+impl TableMemo {
+    /// Forgets the rows of every input whose NetworkPolicies include the one at
+    /// `position` (its content changed, not its place or its rules' ids).
+    pub fn forget_network_policy(&mut self, position: usize) {
+        self.memo
+            .retain(|input, _| !input.network_policy.positions().contains(&position));
+    }
+
+    /// Forgets the rows of every input whose egress allowlist includes the
+    /// EgressPolicy at `position` (see [`TableMemo::forget_network_policy`]).
+    pub fn forget_egress_policy(&mut self, position: usize) {
+        self.memo
+            .retain(|input, _| !input.egress_allowlist.positions().contains(&position));
+    }
+
+    /// The one allocation of `rows`.
+    fn intern(&mut self, rows: Vec<Row>) -> Rc<[Row]> {
+        let rows: Rc<[Row]> = rows.into();
+        match self.interned.get(&rows) {
+            Some(interned) => interned.clone(),
+            None => {
+                self.interned.insert(rows.clone());
+                rows
+            }
+        }
+    }
+}
+
+/// Whether `peer` is in the peer set the sources compute rows for.
+fn sources_peer(sources: &PolicySources, peer: u32) -> bool {
+    sources.network_policy_rules.is_peer(peer)
+}
+
 /// Computes endpoint tables, memoized by [`DirectionInput`].
 pub(crate) struct EndpointTables<'a> {
     sources: PolicySources<'a>,
@@ -122,6 +156,78 @@ impl<'a> EndpointTables<'a> {
     /// The memo, for a later compile of the same policies and peers.
     pub fn into_memo(self) -> TableMemo {
         self.memo
+    }
+
+    /// For a change of the set of peers (identities some address resolves to): in
+    /// every memo entry whose policies may single out one of the `changed` peers, drops
+    /// the rows of `changed` peers and adds those the entry gives the peers these
+    /// tables' peer set holds (the gained ones). These tables must be built over
+    /// identities restricted to the changed peers (`Identities::restricted`): the
+    /// rows of one peer depend on nothing but the peer and the entry, so computing
+    /// them against the changed peers alone is exact. Returns the addresses of the
+    /// row lists replaced (see [`EndpointTable::sharing_key`]).
+    pub fn update_peer_rows(&mut self, changed: &BTreeSet<u32>) -> FxHashSet<usize> {
+        let sources = &self.sources;
+        let admin = sources.cluster_rules.touched_policies(Tier::Admin);
+        let baseline = sources.cluster_rules.touched_policies(Tier::Baseline);
+        let network_policy = sources.network_policy_rules.touched_policies();
+        let egress = sources.egress_allowlists.touched_policies();
+        if [&admin, &baseline, &network_policy, &egress]
+            .iter()
+            .all(|touched| touched.is_empty())
+        {
+            return FxHashSet::default();
+        }
+        let touches = |selection: &Selection, touched: &FxHashSet<usize>| {
+            !touched.is_empty() && selection.positions().iter().any(|p| touched.contains(p))
+        };
+        let stale: Vec<DirectionInput> = self
+            .memo
+            .memo
+            .keys()
+            .filter(|input| {
+                touches(&input.admin, &admin)
+                    || touches(&input.baseline, &baseline)
+                    || touches(&input.network_policy, &network_policy)
+                    || touches(&input.egress_allowlist, &egress)
+            })
+            .cloned()
+            .collect();
+        let mut replaced = FxHashSet::default();
+        for input in stale {
+            let local = Pod {
+                namespace: String::new(),
+                name: String::new(),
+                uid: None,
+                labels: Default::default(),
+                ips: Vec::new(),
+                node_name: None,
+                host_network: false,
+                ports: input.own_ports.clone(),
+                cgroup_path: None,
+            };
+            let gained = self.compute(&input, &local);
+            let Some(old) = self.memo.memo.get(&input).cloned() else {
+                continue;
+            };
+            let mut rows: Vec<Row> = old
+                .iter()
+                .filter(|row| !changed.contains(&row.peer_identity))
+                .cloned()
+                .chain(gained.into_iter().filter(|row| {
+                    changed.contains(&row.peer_identity)
+                        && sources_peer(&self.sources, row.peer_identity)
+                }))
+                .collect();
+            rows.sort_unstable();
+            if *rows == *old {
+                continue;
+            }
+            let rows = self.memo.intern(rows);
+            replaced.insert(old.as_ptr() as usize);
+            self.memo.memo.insert(input, rows);
+        }
+        replaced
     }
 
     /// The table of the pod `pod_ref` on a node whose identity, if it has addresses,
@@ -167,14 +273,7 @@ impl<'a> EndpointTables<'a> {
         // order, is already sorted when published.
         let mut rows = self.compute(&input, pod);
         rows.sort_unstable();
-        let rows: Rc<[Row]> = rows.into();
-        let rows = match self.memo.interned.get(&rows) {
-            Some(interned) => interned.clone(),
-            None => {
-                self.memo.interned.insert(rows.clone());
-                rows
-            }
-        };
+        let rows = self.memo.intern(rows);
         self.memo.memo.insert(input, rows.clone());
         Some(rows)
     }

@@ -152,6 +152,9 @@ pub(crate) struct Identities {
     pub in_block: BTreeMap<BlockId, BTreeSet<u32>>,
     /// Every identity, reserved ones included, described.
     pub info: BTreeMap<u32, IdentityInfo>,
+    /// Identities that did not get their preferred number (a collision): number ->
+    /// preferred number.
+    pub displaced: BTreeMap<u32, u32>,
 }
 
 /// Who an identity is allocated for.
@@ -207,12 +210,13 @@ impl Identities {
             }
         }
 
-        let (numbers, keys) = allocate(requests, blocks);
+        let (numbers, keys, displaced) = allocate(requests, blocks);
 
         let mut identities = Identities {
             prefixes,
             named_nodes,
             info: reserved_identities(),
+            displaced,
             ..Self::default()
         };
         for (holder, number) in numbers {
@@ -261,6 +265,85 @@ impl Identities {
             }
         }
         identities
+    }
+}
+
+impl Identities {
+    /// Adds the pod identity `key`, which no pod holds yet, under the number a
+    /// from-scratch compile would give it; None (nothing added) when that is not
+    /// known without renumbering: its preferred number is taken.
+    pub fn add_pod(&mut self, key: PodIdentity, blocks: &IpBlocks) -> Option<u32> {
+        let key = IdentityKey::Pod(key);
+        let info = key.info(blocks);
+        let number = preferred_number(&info);
+        if self.info.contains_key(&number) {
+            return None;
+        }
+        for block in key.membership() {
+            self.in_block.entry(*block).or_default().insert(number);
+        }
+        self.info.insert(number, info);
+        if let IdentityKey::Pod(pod) = key {
+            self.pods.insert(number, pod);
+        }
+        Some(number)
+    }
+
+    /// Whether removing the identity `number` would renumber another: some identity
+    /// that did not get its preferred number probed past it.
+    pub fn removal_renumbers(&self, number: u32) -> bool {
+        self.displaced.iter().any(|(actual, preferred)| {
+            if preferred <= actual {
+                (*preferred..*actual).contains(&number)
+            } else {
+                number >= *preferred || number < *actual
+            }
+        })
+    }
+
+    /// Removes the pod identity `number` (no pod holds it any more); see
+    /// [`Identities::removal_renumbers`].
+    pub fn remove_pod(&mut self, number: u32) {
+        if let Some(pod) = self.pods.remove(&number) {
+            for block in &pod.membership {
+                if let Some(members) = self.in_block.get_mut(block) {
+                    members.remove(&number);
+                    if members.is_empty() {
+                        self.in_block.remove(block);
+                    }
+                }
+            }
+        }
+        self.info.remove(&number);
+        self.displaced.remove(&number);
+    }
+
+    /// The identities `numbers` alone, as far as policies can match them (pods,
+    /// nodes, block membership): to evaluate rules against a few changed peers.
+    pub fn restricted(&self, numbers: &BTreeSet<u32>) -> Identities {
+        let mut in_block: BTreeMap<BlockId, BTreeSet<u32>> = BTreeMap::new();
+        for (block, members) in &self.in_block {
+            let kept: BTreeSet<u32> = numbers
+                .iter()
+                .filter(|n| members.contains(n))
+                .copied()
+                .collect();
+            if !kept.is_empty() {
+                in_block.insert(*block, kept);
+            }
+        }
+        Identities {
+            pods: numbers
+                .iter()
+                .filter_map(|n| Some((*n, self.pods.get(n)?.clone())))
+                .collect(),
+            nodes: numbers
+                .iter()
+                .filter_map(|n| Some((*n, self.nodes.get(n)?.clone())))
+                .collect(),
+            in_block,
+            ..Identities::default()
+        }
     }
 }
 
@@ -314,10 +397,15 @@ const ALLOCATABLE_END: u32 = 1 << 24;
 /// Gives every distinct key a number in `[FIRST_ALLOCATED, 2^24)`: the one its label
 /// hash prefers, or on a collision the next free one. Keys are processed in the order of
 /// their canonical labels, so the outcome does not depend on request order.
+#[allow(clippy::type_complexity)]
 fn allocate<H: Ord>(
     requests: Vec<(H, IdentityKey)>,
     blocks: &IpBlocks,
-) -> (BTreeMap<H, u32>, BTreeMap<u32, IdentityKey>) {
+) -> (
+    BTreeMap<H, u32>,
+    BTreeMap<u32, IdentityKey>,
+    BTreeMap<u32, u32>,
+) {
     let mut holders: BTreeMap<IdentityKey, Vec<H>> = BTreeMap::new();
     for (holder, key) in requests {
         holders.entry(key).or_default().push(holder);
@@ -330,10 +418,12 @@ fn allocate<H: Ord>(
 
     let mut numbers = BTreeMap::new();
     let mut keys = BTreeMap::new();
+    let mut displaced = BTreeMap::new();
     for (info, key, key_holders) in ordered {
         // There are far fewer keys than numbers (the ip cache holds 2^18 entries), so a
         // free number is always found.
-        let mut number = preferred_number(&info);
+        let preferred = preferred_number(&info);
+        let mut number = preferred;
         while keys.contains_key(&number) {
             number = if number + 1 >= ALLOCATABLE_END {
                 reserved::FIRST_ALLOCATED
@@ -341,12 +431,15 @@ fn allocate<H: Ord>(
                 number + 1
             };
         }
+        if number != preferred {
+            displaced.insert(number, preferred);
+        }
         keys.insert(number, key);
         for holder in key_holders {
             numbers.insert(holder, number);
         }
     }
-    (numbers, keys)
+    (numbers, keys, displaced)
 }
 
 /// The number an identity gets unless another identity already took it.
@@ -408,7 +501,7 @@ mod tests {
         let b = pod(&[("a", "b=c")]);
         let blocks = IpBlocks::default();
         assert_eq!(a.info(&blocks), b.info(&blocks));
-        let (numbers, keys) = allocate(vec![(1, a.clone()), (2, b), (3, a.clone())], &blocks);
+        let (numbers, keys, _) = allocate(vec![(1, a.clone()), (2, b), (3, a.clone())], &blocks);
         assert_eq!(keys.len(), 2);
         assert_eq!(numbers[&1], numbers[&3]);
         let preferred = preferred_number(&a.info(&blocks));

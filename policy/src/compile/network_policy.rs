@@ -28,7 +28,7 @@ use super::selection::Selection;
 use super::tables::RuleInfo;
 use super::verdict::PeerVerdicts;
 use crate::model::{Cluster, Direction, NetworkPolicy, Peer, Pod, PolicyRule, PortRef};
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxHashMap, FxHashSet};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// For each (protocol, port): the first rule (lowest [`RuleId`]) that allows it, if any.
@@ -51,19 +51,26 @@ impl Rule<'_> {
     }
 }
 
+/// A policy and the ids of its rules: ingress rules from `first_rule`, egress rules
+/// after them (the catalog numbers them in that order).
 struct IndexedPolicy<'a> {
     namespace: &'a str,
     policy: &'a NetworkPolicy,
-    ingress: Vec<Rule<'a>>,
-    egress: Vec<Rule<'a>>,
+    first_rule: RuleId,
 }
 
 impl<'a> IndexedPolicy<'a> {
-    fn rules(&self, direction: Direction) -> &[Rule<'a>] {
-        match direction {
-            Direction::Ingress => &self.ingress,
-            Direction::Egress => &self.egress,
-        }
+    fn rules(&self, direction: Direction) -> impl Iterator<Item = Rule<'a>> + use<'a> {
+        let (skip, rules) = match direction {
+            Direction::Ingress => (0, &self.policy.ingress),
+            Direction::Egress => (self.policy.ingress.len(), &self.policy.egress),
+        };
+        let (first, namespace) = (self.first_rule, self.namespace);
+        rules.iter().enumerate().map(move |(index, rule)| Rule {
+            id: first.nth(skip + index),
+            namespace,
+            rule,
+        })
     }
 }
 
@@ -71,9 +78,10 @@ impl<'a> IndexedPolicy<'a> {
 pub(crate) struct NetworkPolicies<'a> {
     /// In key order, which is also [`RuleId`] order.
     policies: Vec<IndexedPolicy<'a>>,
-    /// Namespace -> positions in `policies` of the policies that apply there,
-    /// ascending: a pod is only ever selected by policies of its own namespace.
-    by_namespace: FxHashMap<&'a str, Vec<usize>>,
+    /// Namespace -> the positions in `policies` of the policies that apply there (a
+    /// range: policies are in key order). A pod is only ever selected by policies of
+    /// its own namespace.
+    by_namespace: FxHashMap<&'a str, std::ops::Range<usize>>,
     egress_port_names: EgressPortNames,
 }
 
@@ -81,45 +89,43 @@ impl<'a> NetworkPolicies<'a> {
     /// Indexes the policies and enters their rules in `catalog`.
     pub fn index(cluster: &'a Cluster, catalog: &mut RuleCatalog) -> Self {
         let mut policies = Vec::with_capacity(cluster.network_policies.len());
-        for (policy_ref, policy) in &cluster.network_policies {
-            let mut rules = |direction: Direction| -> Vec<Rule<'a>> {
-                policy
-                    .rules(direction)
-                    .iter()
-                    .enumerate()
-                    .map(|(index, rule)| Rule {
-                        id: catalog
-                            .add_with(|| RuleInfo::network_policy(policy_ref, direction, index)),
-                        namespace: &policy_ref.namespace,
-                        rule,
-                    })
-                    .collect()
-            };
-            let ingress = rules(Direction::Ingress);
-            let egress = rules(Direction::Egress);
+        let mut by_namespace: FxHashMap<&'a str, std::ops::Range<usize>> = FxHashMap::default();
+        let mut egress_port_names = EgressPortNames::new();
+        let mut current: Option<(&'a str, usize)> = None;
+        for (position, (policy_ref, policy)) in cluster.network_policies.iter().enumerate() {
+            let namespace = policy_ref.namespace.as_str();
+            let mut first_rule = None;
+            for direction in [Direction::Ingress, Direction::Egress] {
+                for index in 0..policy.rules(direction).len() {
+                    let id =
+                        catalog.add_with(|| RuleInfo::network_policy(policy_ref, direction, index));
+                    first_rule.get_or_insert(id);
+                }
+            }
+            if policy.isolates(Direction::Egress) {
+                for spec in policy.egress.iter().flat_map(|rule| &rule.ports) {
+                    if let Some(PortRef::Name(name)) = &spec.port {
+                        egress_port_names.insert((name.clone(), spec.protocol));
+                    }
+                }
+            }
             policies.push(IndexedPolicy {
-                namespace: &policy_ref.namespace,
+                namespace,
                 policy,
-                ingress,
-                egress,
+                first_rule: first_rule.unwrap_or(catalog.next_id()),
             });
+            match current {
+                Some((ns, _)) if ns == namespace => {}
+                _ => {
+                    if let Some((ns, start)) = current {
+                        by_namespace.insert(ns, start..position);
+                    }
+                    current = Some((namespace, position));
+                }
+            }
         }
-        let egress_port_names = policies
-            .iter()
-            .filter(|p| p.policy.isolates(Direction::Egress))
-            .flat_map(|p| &p.egress)
-            .flat_map(|rule| &rule.rule.ports)
-            .filter_map(|spec| match &spec.port {
-                Some(PortRef::Name(name)) => Some((name.clone(), spec.protocol)),
-                _ => None,
-            })
-            .collect();
-        let mut by_namespace: FxHashMap<&'a str, Vec<usize>> = FxHashMap::default();
-        for (position, policy) in policies.iter().enumerate() {
-            by_namespace
-                .entry(policy.namespace)
-                .or_default()
-                .push(position);
+        if let Some((ns, start)) = current {
+            by_namespace.insert(ns, start..policies.len());
         }
         Self {
             policies,
@@ -137,11 +143,8 @@ impl<'a> NetworkPolicies<'a> {
     /// The policies that isolate the pod `namespace`/`pod` for `direction`. Empty: the
     /// direction is not isolated.
     pub fn isolating(&self, namespace: &str, pod: &Pod, direction: Direction) -> Selection {
-        let in_namespace = self
-            .by_namespace
-            .get(namespace)
-            .map_or(&[][..], Vec::as_slice);
-        Selection::new(in_namespace.iter().copied().filter(|i| {
+        let in_namespace = self.by_namespace.get(namespace).cloned().unwrap_or(0..0);
+        Selection::new(in_namespace.filter(|i| {
             let p = &self.policies[*i];
             p.policy.isolates(direction) && p.policy.pod_selector.matches(&pod.labels)
         }))
@@ -184,7 +187,7 @@ impl<'a> RuleEvaluator<'a> {
         direction: Direction,
         local: &Pod,
     ) -> PeerVerdicts<AllowingRules> {
-        let rules: Vec<&Rule> = selection
+        let rules: Vec<Rule> = selection
             .positions()
             .iter()
             .filter_map(|i| self.policies.policies.get(*i))
@@ -244,7 +247,7 @@ impl<'a> RuleEvaluator<'a> {
             let own = signature
                 .iter()
                 .chain(&peerless)
-                .any(|i| depends_on_peer(rules[*i]))
+                .any(|i| depends_on_peer(&rules[*i]))
                 .then_some(*peer);
             groups.entry((signature, own)).or_default().push(*peer);
         }
@@ -253,8 +256,8 @@ impl<'a> RuleEvaluator<'a> {
                 .iter()
                 .chain(&peerless)
                 .fold(any.clone(), |function, i| {
-                    if own.is_some() && depends_on_peer(rules[*i]) {
-                        union(&function, &ports_allowed(rules[*i], receiver(own)))
+                    if own.is_some() && depends_on_peer(&rules[*i]) {
+                        union(&function, &ports_allowed(&rules[*i], receiver(own)))
                     } else {
                         union(&function, &ports[*i])
                     }
@@ -262,6 +265,60 @@ impl<'a> RuleEvaluator<'a> {
             (function, peers)
         });
         PeerVerdicts::from_groups(any.clone(), groups)
+    }
+
+    /// Whether the evaluator computes rows for `peer`.
+    pub fn is_peer(&self, peer: u32) -> bool {
+        self.peer_identities.contains(&peer)
+    }
+
+    /// The positions of the policies one of whose rules treats some pod identity of
+    /// this evaluator's identities differently from an address no rule names: the
+    /// rules names it, or (egress) a rule without peers names ports that may resolve
+    /// on it. Over identities restricted to a few changed peers, the policies whose
+    /// rows those peers may have.
+    pub fn touched_policies(&self) -> FxHashSet<usize> {
+        let pods = &self.identities.pods;
+        let named_ports = pods.values().any(|pod| !pod.named_ports.is_empty());
+        let in_blocks = !self.identities.in_block.is_empty();
+        let touches = |direction: Direction, rule: &Rule<'a>| {
+            if rule.rule.peers.is_empty() {
+                return direction == Direction::Egress && named_ports && rule.names_ports();
+            }
+            rule.rule.peers.iter().any(|peer| match peer {
+                Peer::Pods {
+                    namespace_selector,
+                    pod_selector,
+                } => pods.values().any(|pod| {
+                    let in_namespace = match namespace_selector {
+                        None => pod.namespace == rule.namespace,
+                        Some(selector) => selector.matches(&pod.namespace_labels),
+                    };
+                    in_namespace
+                        && pod_selector
+                            .as_ref()
+                            .is_none_or(|selector| selector.matches(&pod.labels))
+                }),
+                Peer::IpBlock { cidr, except } => {
+                    in_blocks
+                        && self
+                            .blocks
+                            .id_of(*cidr, except)
+                            .is_some_and(|block| self.identities.in_block.contains_key(&block))
+                }
+            })
+        };
+        self.policies
+            .policies
+            .iter()
+            .enumerate()
+            .filter(|(_, policy)| {
+                [Direction::Ingress, Direction::Egress]
+                    .into_iter()
+                    .any(|direction| policy.rules(direction).any(|r| touches(direction, &r)))
+            })
+            .map(|(position, _)| position)
+            .collect()
     }
 
     /// The identities a rule's peers name (empty for a rule without peers).

@@ -121,6 +121,13 @@ impl RuleInfo {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub(crate) struct RuleId(u32);
 
+impl RuleId {
+    /// The id `n` places after this one.
+    pub fn nth(self, n: usize) -> RuleId {
+        RuleId(self.0 + u32::try_from(n).unwrap_or(u32::MAX))
+    }
+}
+
 /// The published index (`rule_ref`) of each cited rule, dense by [`RuleId`]: looked
 /// up once per published row, so it must be cheap.
 #[derive(Default)]
@@ -183,6 +190,11 @@ impl RuleCatalog {
             return id;
         }
         self.add(rule())
+    }
+
+    /// The id the next rule added gets.
+    pub fn next_id(&self) -> RuleId {
+        RuleId(self.len)
     }
 
     /// The id of every rule added.

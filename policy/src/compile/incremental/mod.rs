@@ -3,15 +3,17 @@
 //! publishes only that.
 //!
 //! What is incremental (`pod_change`): a pod created, deleted, relabelled, moved or
-//! given new addresses, as long as the set of identities stays the same (its new
-//! identities already exist and its old ones keep a holder and an ip cache entry). It
-//! re-resolves the pod's ip cache entries, computes the pod's table (usually a memo
-//! hit: ten thousand replicas share one) and rebuilds the one or two nodes it leaves
-//! and joins. Service and EndpointSlice changes recompute only the Service table.
+//! given new addresses, and a namespace's labels changed (its pods re-resolved). New
+//! identities get the number a from-scratch compile would give them and vanished ones
+//! are retired; a peer that appears or disappears gets its rows added to or dropped
+//! from exactly the tables whose policies single it out. It re-resolves the pods' ip
+//! cache entries, computes their tables (usually a memo hit: ten thousand replicas
+//! share one) and rebuilds the nodes they leave and join and the nodes whose tables
+//! changed. Service and EndpointSlice changes recompute only the Service table.
 //!
-//! Everything else (a new or vanished identity, a policy, namespace or node change) is
-//! a full recompile from the owned cluster state; the delta is then the difference of
-//! the two results.
+//! Everything else (a policy or node change, a host-network pod, an identity whose
+//! number would collide) is a full recompile from the owned cluster state; the delta
+//! is then the difference of the two results.
 //!
 //! Numbering: the incremental path keeps every published number stable (identities,
 //! table indexes, rule indexes; see `publisher`), and the compiler publishes every
@@ -23,6 +25,7 @@
 mod canonical;
 mod ipcache_claims;
 mod pod_change;
+mod policy_change;
 mod publisher;
 
 pub use canonical::{CanonicalCluster, CanonicalNode, CanonicalTable, canonical};
@@ -33,8 +36,9 @@ use super::endpoint_tables::EndpointTable;
 use super::endpoint_tables::TableMemo;
 use super::identity::{EgressPortNames, Identities, NodeIdentity, PodIdentity};
 use super::nodes::PodTables;
+use super::rules::RuleCatalog;
 use super::tables::{CompiledCluster, IpCacheEntry};
-use super::{FullCompile, RulePublication, compile_full, services};
+use super::{FullCompile, Indexes, RulePublication, compile_full, services, trust_boundary};
 use crate::model::{
     Cluster, ClusterPolicy, ClusterPolicyRef, ContainerPort, EgressPolicy, EndpointSlice, Labels,
     Namespace, NetworkPolicy, Node, ObjectRef, Pod, Service, TrustBoundary,
@@ -154,6 +158,34 @@ impl TableInput {
     }
 }
 
+/// The policy indexes of a cluster state, built on first use (with a counting
+/// catalog: the rules are those of the last full compile).
+struct LazyIndexes<'a> {
+    cluster: &'a Cluster,
+    trust_boundaries: &'a [ClusterPolicy],
+    indexes: std::cell::OnceCell<Indexes<'a>>,
+}
+
+impl<'a> LazyIndexes<'a> {
+    fn new(cluster: &'a Cluster, trust_boundaries: &'a [ClusterPolicy]) -> Self {
+        Self {
+            cluster,
+            trust_boundaries,
+            indexes: std::cell::OnceCell::new(),
+        }
+    }
+
+    fn get(&self) -> &Indexes<'a> {
+        self.indexes.get_or_init(|| {
+            Indexes::index(
+                self.cluster,
+                self.trust_boundaries,
+                &mut RuleCatalog::counting(),
+            )
+        })
+    }
+}
+
 impl Compiler {
     /// Compiles `cluster` from scratch.
     pub fn new(cluster: Cluster) -> Self {
@@ -209,6 +241,19 @@ impl Compiler {
             Change::EndpointSliceDelete(key) => {
                 self.cluster.endpoint_slices.remove(&key);
                 self.recompile_services();
+            }
+            Change::NetworkPolicyUpsert(policy) => self.network_policy(policy),
+            Change::EgressPolicyUpsert(policy) => self.egress_policy(policy),
+            Change::NamespaceUpsert(namespace) => {
+                let name = namespace.name.clone();
+                if self.change_cluster(Change::NamespaceUpsert(namespace)) {
+                    self.namespace_changed(&name);
+                }
+            }
+            Change::NamespaceDelete(name) => {
+                if self.change_cluster(Change::NamespaceDelete(name.clone())) {
+                    self.namespace_changed(&name);
+                }
             }
             other => {
                 if self.change_cluster(other) {
@@ -268,6 +313,36 @@ impl Compiler {
             | Change::ServiceDelete(_)
             | Change::EndpointSliceUpsert(_)
             | Change::EndpointSliceDelete(_) => true,
+        }
+    }
+
+    /// After the labels of the namespace `name` changed: its pods' identities and
+    /// tables (cluster policies select subjects by namespace labels) are re-resolved,
+    /// unless TrustBoundary zones (which group namespaces by label) changed.
+    fn namespace_changed(&mut self, name: &str) {
+        if trust_boundary::expand(&self.cluster) != self.state.trust_boundaries {
+            self.recompile();
+            return;
+        }
+        self.state.shapes.retain(|input, _| input.namespace != name);
+        let first = ObjectRef {
+            namespace: name.to_string(),
+            name: String::new(),
+        };
+        let pods: Vec<(ObjectRef, Option<String>)> = self
+            .cluster
+            .pods
+            .range(first..)
+            .take_while(|(pod_ref, _)| pod_ref.namespace == name)
+            .map(|(pod_ref, pod)| {
+                (
+                    pod_ref.clone(),
+                    Some(pod.node_name.clone().unwrap_or_default()),
+                )
+            })
+            .collect();
+        if !self.pods_incrementally(&pods) {
+            self.recompile();
         }
     }
 

@@ -10,13 +10,13 @@ use super::compiled::assert_table_invariants;
 use super::fixture::*;
 use super::properties::{
     NODE_ADDRESSES, Probe, cluster_policies, cluster_strategy, egress_policy, endpoint, label_map,
-    network_policy, pod_strategy, probe, trust_boundary,
+    network_policy, peer, pod_strategy, port_spec, probe, selector, trust_boundary,
 };
 use crate::compile::{CanonicalCluster, Change, Compiler, Delta, canonical, compile};
 use crate::evaluate::{ClusterEvaluator, IpFamily};
 use crate::model::{
-    Cluster, ClusterPolicy, EgressPolicy, Labels, Namespace, NetworkPolicy, Node, Pod,
-    TrustBoundary,
+    Cluster, ClusterPolicy, EgressPolicy, LabelSelector, Labels, Namespace, NetworkPolicy, Node,
+    Peer, Pod, PortSpec, TrustBoundary,
 };
 use proptest::collection::vec;
 use proptest::prelude::*;
@@ -31,10 +31,17 @@ const NAMESPACES: [&str; 3] = ["ns0", "ns1", "ns2"];
 enum Op {
     Pod(Pod),
     Relabel(usize, BTreeMap<String, String>),
+    /// Relabelled with a label no other pod has: a new identity.
+    FreshLabels(usize, BTreeMap<String, String>, u32),
     MovePod(usize, Option<&'static str>),
     DeletePod(usize),
     NetworkPolicy(NetworkPolicy),
     DeleteNetworkPolicy(usize),
+    /// An existing NetworkPolicy with another pod selector, and its rules with other
+    /// peers and ports (their number unchanged: a change in place).
+    ModifyNetworkPolicy(usize, LabelSelector, Vec<Peer>, Vec<PortSpec>),
+    /// An existing EgressPolicy selecting other pods.
+    ModifyEgressPolicy(usize, LabelSelector),
     ClusterPolicies(Vec<ClusterPolicy>),
     DeleteClusterPolicy(usize),
     TrustBoundary(TrustBoundary),
@@ -42,6 +49,7 @@ enum Op {
     EgressPolicy(EgressPolicy),
     DeleteEgressPolicy(usize),
     Namespace(usize, BTreeMap<String, String>),
+    DeleteNamespace(usize),
     Node(usize, Vec<&'static str>, BTreeMap<String, String>),
     DeleteNode(usize),
 }
@@ -50,18 +58,23 @@ fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         4 => (0..8usize).prop_flat_map(pod_strategy).prop_map(Op::Pod),
         6 => (0..8usize, label_map()).prop_map(|(i, l)| Op::Relabel(i, l)),
+        4 => (0..8usize, label_map(), 0..1000u32).prop_map(|(i, l, n)| Op::FreshLabels(i, l, n)),
         2 => (0..8usize, select(vec![Some("node-0"), Some("node-1"), Some("node-2"), None]))
             .prop_map(|(i, n)| Op::MovePod(i, n)),
         3 => (0..8usize).prop_map(Op::DeletePod),
         1 => (0..5usize).prop_flat_map(network_policy).prop_map(Op::NetworkPolicy),
         1 => (0..5usize).prop_map(Op::DeleteNetworkPolicy),
+        3 => (0..5usize, selector(), vec(peer(), 0..=2), vec(port_spec(), 0..=2))
+            .prop_map(|(i, s, peers, ports)| Op::ModifyNetworkPolicy(i, s, peers, ports)),
+        2 => (0..4usize, selector()).prop_map(|(i, s)| Op::ModifyEgressPolicy(i, s)),
         1 => cluster_policies().prop_map(Op::ClusterPolicies),
         1 => (0..5usize).prop_map(Op::DeleteClusterPolicy),
         1 => (0..3usize).prop_flat_map(trust_boundary).prop_map(Op::TrustBoundary),
         1 => (0..3usize).prop_map(Op::DeleteTrustBoundary),
         1 => (0..4usize).prop_flat_map(egress_policy).prop_map(Op::EgressPolicy),
         1 => (0..4usize).prop_map(Op::DeleteEgressPolicy),
-        1 => (0..3usize, label_map()).prop_map(|(i, l)| Op::Namespace(i, l)),
+        4 => (0..3usize, label_map()).prop_map(|(i, l)| Op::Namespace(i, l)),
+        1 => (0..3usize).prop_map(Op::DeleteNamespace),
         1 => (0..3usize, subsequence(NODE_ADDRESSES.to_vec(), 0..=2), label_map())
             .prop_map(|(i, a, l)| Op::Node(i, a, l)),
         1 => (0..3usize).prop_map(Op::DeleteNode),
@@ -86,6 +99,16 @@ fn changes(cluster: &Cluster, op: Op) -> Vec<Change> {
             })
             .into_iter()
             .collect(),
+        Op::FreshLabels(i, mut labels, n) => pod(i)
+            .map(|pod| {
+                labels.insert("fresh".to_string(), format!("f{n}"));
+                Change::PodUpsert(Pod {
+                    labels: Labels(labels),
+                    ..pod
+                })
+            })
+            .into_iter()
+            .collect(),
         Op::MovePod(i, node) => pod(i)
             .map(|pod| {
                 Change::PodUpsert(Pod {
@@ -100,6 +123,27 @@ fn changes(cluster: &Cluster, op: Op) -> Vec<Change> {
             .into_iter()
             .collect(),
         Op::NetworkPolicy(policy) => vec![Change::NetworkPolicyUpsert(policy)],
+        Op::ModifyNetworkPolicy(i, pod_selector, peers, ports) => nth(&cluster.network_policies, i)
+            .map(|key| {
+                let mut policy = cluster.network_policies[&key].clone();
+                policy.pod_selector = pod_selector;
+                for rule in policy.ingress.iter_mut().chain(&mut policy.egress) {
+                    rule.peers = peers.clone();
+                    rule.ports = ports.clone();
+                }
+                Change::NetworkPolicyUpsert(policy)
+            })
+            .into_iter()
+            .collect(),
+        Op::ModifyEgressPolicy(i, pod_selector) => nth(&cluster.egress_policies, i)
+            .map(|key| {
+                Change::EgressPolicyUpsert(EgressPolicy {
+                    pod_selector,
+                    ..cluster.egress_policies[&key].clone()
+                })
+            })
+            .into_iter()
+            .collect(),
         Op::DeleteNetworkPolicy(i) => nth(&cluster.network_policies, i)
             .map(Change::NetworkPolicyDelete)
             .into_iter()
@@ -131,6 +175,9 @@ fn changes(cluster: &Cluster, op: Op) -> Vec<Change> {
                 labels,
             })]
         }
+        Op::DeleteNamespace(i) => vec![Change::NamespaceDelete(
+            NAMESPACES[i % NAMESPACES.len()].to_string(),
+        )],
         Op::Node(i, addresses, labels) => vec![Change::NodeUpsert(Node {
             name: format!("node-{i}"),
             labels: Labels(labels),
@@ -327,6 +374,10 @@ fn random_change_sequences_take_the_incremental_path() {
 
     let mut runner = TestRunner::deterministic();
     let (mut pod_changes, mut incremental) = (0, 0);
+    // Changes that added or retired an identity, and namespace changes, incremental.
+    let (mut identity_changes, mut namespace_changes) = (0, 0);
+    // Policy changes in place that took the incremental path.
+    let mut policy_changes = 0;
     for _ in 0..100 {
         let cluster = cluster_strategy().new_tree(&mut runner).unwrap().current();
         let ops = vec(op(), 12).new_tree(&mut runner).unwrap().current();
@@ -334,8 +385,23 @@ fn random_change_sequences_take_the_incremental_path() {
         for op in ops {
             for change in changes(compiler.cluster(), op) {
                 let is_pod = matches!(change, Change::PodUpsert(_) | Change::PodDelete(_));
+                let is_namespace = matches!(
+                    change,
+                    Change::NamespaceUpsert(_) | Change::NamespaceDelete(_)
+                );
+                let is_policy = matches!(
+                    change,
+                    Change::NetworkPolicyUpsert(_) | Change::EgressPolicyUpsert(_)
+                );
                 compiler.apply(change);
                 let delta = compiler.take_delta();
+                if is_policy && !delta.full_recompile && !delta.is_empty() {
+                    policy_changes += 1;
+                }
+                if !delta.full_recompile && !delta.identities.is_empty() {
+                    identity_changes += 1;
+                    namespace_changes += usize::from(is_namespace);
+                }
                 if is_pod && !delta.is_empty() {
                     pod_changes += 1;
                     incremental += usize::from(!delta.full_recompile);
@@ -343,7 +409,14 @@ fn random_change_sequences_take_the_incremental_path() {
             }
         }
     }
-    eprintln!("{incremental} of {pod_changes} pod changes incremental");
+    eprintln!(
+        "{incremental} of {pod_changes} pod changes incremental; {identity_changes} incremental \
+         changes of the identity set, {namespace_changes} of them namespace changes; \
+         {policy_changes} policy changes incremental"
+    );
+    assert!(policy_changes >= 10, "{policy_changes}");
+    assert!(identity_changes >= 50, "{identity_changes}");
+    assert!(namespace_changes >= 10, "{namespace_changes}");
     // Small random clusters often give a pod an identity of its own (a change then
     // adds or drops one, which recompiles fully); enough still stay within the set.
     assert!(incremental >= 50, "{incremental} of {pod_changes}");

@@ -127,7 +127,7 @@ fn requirement() -> impl Strategy<Value = SelectorRequirement> {
 }
 
 /// Mostly empty or single-label selectors, which match often enough to matter.
-fn selector() -> impl Strategy<Value = LabelSelector> {
+pub(super) fn selector() -> impl Strategy<Value = LabelSelector> {
     let one_label = (select(LABEL_KEYS.to_vec()), select(LABEL_VALUES.to_vec()))
         .prop_map(|(k, v)| BTreeMap::from([(k.to_string(), v.to_string())]));
     prop_oneof![
@@ -147,7 +147,7 @@ fn selector() -> impl Strategy<Value = LabelSelector> {
     ]
 }
 
-fn peer() -> impl Strategy<Value = Peer> {
+pub(super) fn peer() -> impl Strategy<Value = Peer> {
     prop_oneof![
         3 => (prop::option::of(selector()), prop::option::of(selector())).prop_map(
             |(namespace_selector, pod_selector)| Peer::Pods {
@@ -164,7 +164,7 @@ fn peer() -> impl Strategy<Value = Peer> {
     ]
 }
 
-fn port_spec() -> impl Strategy<Value = PortSpec> {
+pub(super) fn port_spec() -> impl Strategy<Value = PortSpec> {
     let port = prop_oneof![
         1 => Just(None),
         3 => select(PORTS.to_vec()).prop_map(|p| Some(PortRef::Number(p))),
