@@ -92,6 +92,10 @@ fn decide(ctx: &SkBuffContext, dir: u8) -> i32 {
         // Only raw sockets emit fragments (cgroup_skb egress runs before the kernel
         // fragments): a non-first one has no ports to decide on, and a first one
         // would let its followers through. Dropped for every cgroup under the root.
+        if maps::enforcement_off() {
+            events::count(reason::ALLOWED_ENFORCEMENT_OFF);
+            return PASS;
+        }
         events::count(reason::DENIED_FRAGMENT);
         return DROP;
     }
@@ -122,8 +126,14 @@ fn decide(ctx: &SkBuffContext, dir: u8) -> i32 {
     let (flow_dir, flow_port) = match tracked {
         Some(ct) => {
             // SAFETY: the pointer is valid for this program run; plain data.
-            let (origin, admitted_in) = unsafe { ((*ct).origin, (*ct).generation) };
-            if admitted_in == generation {
+            let (origin, admitted_in, ct_flags) =
+                unsafe { ((*ct).origin, (*ct).generation, (*ct).flags) };
+            // A flow admitted only because enforcement was off is decided again once
+            // it is back on.
+            if admitted_in == generation
+                && (ct_flags & palisade_abi::ct_flags::ENFORCEMENT_OFF == 0
+                    || maps::enforcement_off())
+            {
                 events::count(reason::ALLOWED_CONNTRACK);
                 return PASS;
             }
@@ -160,6 +170,10 @@ fn decide(ctx: &SkBuffContext, dir: u8) -> i32 {
             }
             return PASS;
         }
+        if maps::enforcement_off() {
+            events::count(reason::ALLOWED_ENFORCEMENT_OFF);
+            return PASS;
+        }
         if tracked.is_some() {
             untrack(&ct_key);
         }
@@ -175,6 +189,11 @@ fn decide(ctx: &SkBuffContext, dir: u8) -> i32 {
         flow_port,
     );
     let (decision, rule_ref) = (d.verdict, d.rule_ref);
+    let flags = if d.switched_off {
+        palisade_abi::ct_flags::ENFORCEMENT_OFF
+    } else {
+        0
+    };
     events::count(d.reason);
 
     let config = CONFIG.get(slot).copied().unwrap_or_default();
@@ -211,13 +230,14 @@ fn decide(ctx: &SkBuffContext, dir: u8) -> i32 {
             (*ct).generation = generation;
             (*ct).verdict = decision;
             (*ct).rule_ref = rule_ref;
+            (*ct).flags = flags;
         }
         return PASS;
     }
     let entry = CtValue {
         origin: dir,
         verdict: decision,
-        _pad: 0,
+        flags,
         generation,
         rule_ref,
         _reserved: 0,
