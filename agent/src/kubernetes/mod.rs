@@ -36,7 +36,7 @@ use cluster_tables::ClusterTables;
 use local_pods::LocalPod;
 use metrics::Metrics;
 use palisade_abi::{ABI_VERSION, NodeConfig, capacity, map_names};
-use palisade_crds::publication::{ClusterTableSpec, NodePolicySpec, NodePolicyStatus};
+use palisade_crds::publication::{ClusterTableSpec, NodePolicyStatus};
 use plan::{NodePolicyInput, PlanInputs};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
@@ -311,21 +311,15 @@ impl Inputs {
             .to_string();
         let key = format!("{}/{name}", source.name());
         let rejected = match source {
-            Source::NodePolicy => {
-                match serde_json::from_value::<NodePolicySpec>(object["spec"].clone()) {
-                    Ok(spec) => {
-                        self.node_policy = Some(NodePolicyInput {
-                            generation: spec.generation,
-                            content_hash: spec.content_hash,
-                            content: spec.content,
-                        });
-                        self.node_policy_status =
-                            serde_json::from_value(object["status"].clone()).unwrap_or_default();
-                        None
-                    }
-                    Err(e) => Some(format!("spec: {e}")),
+            Source::NodePolicy => match plan::parse_node_policy(&object["spec"]) {
+                Ok(policy) => {
+                    self.node_policy = Some(policy);
+                    self.node_policy_status =
+                        serde_json::from_value(object["status"].clone()).unwrap_or_default();
+                    None
                 }
-            }
+                Err(e) => Some(format!("spec: {e}")),
+            },
             Source::ClusterTables => {
                 match serde_json::from_value::<ClusterTableSpec>(object["spec"].clone()) {
                     Ok(spec) => {
@@ -410,6 +404,17 @@ struct Applied {
 impl Agent {
     async fn pass(&mut self) -> PassOutcome {
         let mut out = PassOutcome::default();
+        if !self.inputs.failing.is_empty() {
+            // A watcher that resumes after an outage sends nothing until an object
+            // changes: ask the server directly whether it is back.
+            out.retry_soon = true;
+            let answer =
+                tokio::time::timeout(Duration::from_secs(2), self.client.apiserver_version()).await;
+            if matches!(answer, Ok(Ok(_))) {
+                tracing::info!("the API server answers again");
+                self.inputs.failing.clear();
+            }
+        }
         self.follow_node_label();
         if self.kubepods.is_none() {
             self.find_kubepods();
@@ -450,7 +455,7 @@ impl Agent {
             config: self.config,
             own_cgroup: self.own_cgroup,
         });
-        out.retry_soon = !plan.pending.is_empty();
+        out.retry_soon |= !plan.pending.is_empty();
         out.pending = plan.pending.clone();
         out.endpoints = plan.endpoints;
         let unchanged = self

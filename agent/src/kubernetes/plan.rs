@@ -28,6 +28,26 @@ pub struct NodePolicyInput {
     pub content: NodePolicyContent,
 }
 
+/// Reads a NodePolicy's `spec`. The content is read from text: serde cannot read the
+/// integer map keys (`policyTables`, `rules`, written as JSON strings) from a
+/// `serde_json::Value`, nor through the spec type's flattened field.
+pub fn parse_node_policy(spec: &serde_json::Value) -> Result<NodePolicyInput, String> {
+    let generation = spec["generation"]
+        .as_i64()
+        .ok_or("generation: missing or not an integer")?;
+    let content_hash = spec["contentHash"]
+        .as_str()
+        .ok_or("contentHash: missing or not a string")?
+        .to_string();
+    let content: NodePolicyContent =
+        serde_json::from_str(&spec.to_string()).map_err(|e| e.to_string())?;
+    Ok(NodePolicyInput {
+        generation,
+        content_hash,
+        content,
+    })
+}
+
 pub struct PlanInputs<'a> {
     pub node: &'a str,
     pub node_policy: &'a NodePolicyInput,
@@ -282,6 +302,20 @@ mod tests {
                 "not among this node's pods (yet)"
             ]
         );
+    }
+
+    #[test]
+    fn a_published_node_policy_reads_back() {
+        let policy = node_policy();
+        let spec = palisade_crds::publication::NodePolicySpec {
+            generation: policy.generation,
+            content_hash: policy.content_hash.clone(),
+            content: policy.content.clone(),
+        };
+        let value = serde_json::to_value(&spec).unwrap();
+        assert_eq!(parse_node_policy(&value).unwrap(), policy);
+        let err = parse_node_policy(&serde_json::json!({"contentHash": "h"})).unwrap_err();
+        assert!(err.contains("generation"), "{err}");
     }
 
     #[test]
