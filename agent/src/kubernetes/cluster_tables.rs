@@ -19,9 +19,8 @@ pub struct ClusterTables {
     pub identities: BTreeMap<u32, IdentityInfo>,
     pub ipcache: Vec<IpCacheEntry>,
     pub services: Vec<ServiceEntry>,
-    /// (table, shard count, [(generation, content hash)] by shard): what was assembled,
-    /// for logs and to skip unchanged input.
-    pub fingerprint: Vec<(String, u32, Vec<(i64, String)>)>,
+    /// Shard count of each table, as assembled.
+    pub shard_counts: BTreeMap<String, u32>,
 }
 
 /// Why the tables cannot be used yet.
@@ -53,9 +52,7 @@ pub fn assemble(shards: &BTreeMap<String, ClusterTableSpec>) -> Result<ClusterTa
         let of_table: Vec<(&String, &ClusterTableSpec)> =
             shards.iter().filter(|(_, s)| s.table == table).collect();
         let chosen = complete_set(table, &of_table)?;
-        let mut fingerprint = Vec::new();
         for (name, spec) in &chosen {
-            fingerprint.push((spec.generation, spec.content_hash.clone()));
             for (index, entry) in spec.entries.iter().enumerate() {
                 let bad = |error: String| Incomplete::BadEntry {
                     name: (*name).clone(),
@@ -85,12 +82,12 @@ pub fn assemble(shards: &BTreeMap<String, ClusterTableSpec>) -> Result<ClusterTa
                 }
             }
         }
-        out.fingerprint
-            .push((table.to_string(), chosen.len() as u32, fingerprint));
+        out.shard_counts
+            .insert(table.to_string(), chosen.len() as u32);
     }
     out.ipcache.sort();
     out.services
-        .sort_by(|a, b| (a.address, a.port, a.protocol).cmp(&(b.address, b.port, b.protocol)));
+        .sort_by_key(|s| (s.address, s.port, s.protocol));
     Ok(out)
 }
 
@@ -185,7 +182,7 @@ mod tests {
         assert_eq!(tables.ipcache.len(), 1);
         assert_eq!(tables.ipcache[0].identity, 300);
         assert!(tables.services.is_empty());
-        assert_eq!(tables.fingerprint.len(), 3);
+        assert_eq!(tables.shard_counts.len(), 3);
     }
 
     #[test]
