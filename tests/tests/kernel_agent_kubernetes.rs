@@ -8,8 +8,8 @@
 //! NodePolicy's `status.appliedGeneration`/`appliedHash` and each pod's
 //! `palisade.dev/PolicyProgrammed` condition written; a pod created after start
 //! enforced; the off switch (`palisade-agent enforcement off|on` and the Node label)
-//! opening and closing again; the API server going away leaving enforcement and
-//! readiness as they were; `/metrics` naming what it should.
+//! opening and closing again; the agent killed with SIGKILL and restarted, and the
+//! API server going away, leaving enforcement (and readiness) as they were; `/metrics` naming what it should.
 //!
 //! Needs root; a missing privilege or tool is a failure naming it, never a skip.
 
@@ -231,13 +231,32 @@ fn systemd_layout_enforces_reports_and_switches_off() -> Result<()> {
 }
 
 #[test]
-fn cgroupfs_layout_enforces_and_keeps_enforcing_without_the_api_server() -> Result<()> {
+fn cgroupfs_layout_survives_agent_restarts_and_api_outages() -> Result<()> {
     let mut s = set_up(Driver::Cgroupfs)?;
     s.wait_programmed(&["db", "client", "other"])?;
     s.wait_status_applied()?;
     assert_eq!(s.agent.status()?["kubernetes"]["cgroup_driver"], "cgroupfs");
     s.expect(&s.client, true, "app=client")?;
     s.expect(&s.other, false, "app=other")?;
+
+    // kill -9: the pinned programs keep enforcing; a new agent adopts the pins and
+    // swaps its programs into the pinned links.
+    s.agent.kill()?;
+    s.expect(&s.client, true, "agent killed (client)")?;
+    s.expect(&s.other, false, "agent killed (other)")?;
+    s.agent.restart()?;
+    s.agent.wait_for("ready again after the restart", |a| {
+        a.readyz() == Some(200)
+            && a.status()
+                .is_ok_and(|st| st["kubernetes"]["applied_generation"].is_i64())
+    })?;
+    ensure!(
+        s.agent.full_log().contains("how=Replaced"),
+        "the restarted agent did not swap its programs into the pinned links:\n{}",
+        s.agent.log()
+    );
+    s.expect(&s.client, true, "agent restarted (client)")?;
+    s.expect(&s.other, false, "agent restarted (other)")?;
 
     // The API server goes away: the last state stays enforced, readiness stays.
     s.cluster.double.stop();

@@ -5,7 +5,7 @@
 //! scopes), and the real `palisade-agent kubernetes` binary with its own pins, health
 //! and metrics ports.
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, bail, ensure};
 use palisade_apiserver_double::{ApiServerDouble, Options, ResourceType, Scope};
 use palisade_controller::controller::{self, Settings};
 use palisade_controller::health::Readiness;
@@ -234,6 +234,7 @@ impl KubeletTree {
 pub struct AgentProcess {
     child: Option<Child>,
     binary: PathBuf,
+    args: Vec<String>,
     pub pin_path: PathBuf,
     pub health: SocketAddr,
     pub metrics: SocketAddr,
@@ -253,33 +254,78 @@ impl AgentProcess {
         palisade_agent::pins::ensure_bpffs(&pin_path, true)?;
         let log = std::env::temp_dir().join(format!("palisade-agent-k8s-{id}.log"));
         let (health, metrics) = (free_addr()?, free_addr()?);
-        let child = Command::new(&binary)
-            .args(["kubernetes", "--node-name", node, "--resync-seconds", "1"])
-            .arg("--kubeconfig")
-            .arg(kubeconfig)
-            .arg("--cgroup-root")
-            .arg(cgroup_root)
-            .arg("--pin-path")
-            .arg(&pin_path)
-            .args(["--health-addr", &health.to_string()])
-            .args(["--metrics-addr", &metrics.to_string()])
-            .stdin(Stdio::null())
-            .stdout(std::fs::File::create(&log)?)
-            .stderr(std::fs::File::create(&log)?)
-            .spawn()
-            .with_context(|| format!("starting {}", binary.display()))?;
-        Ok(AgentProcess {
-            child: Some(child),
+        let args: Vec<String> = [
+            "kubernetes",
+            "--node-name",
+            node,
+            "--resync-seconds",
+            "1",
+            "--kubeconfig",
+            &kubeconfig.display().to_string(),
+            "--cgroup-root",
+            &cgroup_root.display().to_string(),
+            "--pin-path",
+            &pin_path.display().to_string(),
+            "--health-addr",
+            &health.to_string(),
+            "--metrics-addr",
+            &metrics.to_string(),
+        ]
+        .iter()
+        .map(|a| a.to_string())
+        .collect();
+        let mut agent = AgentProcess {
+            child: None,
             binary,
+            args,
             pin_path,
             health,
             metrics,
             log,
-        })
+        };
+        agent.spawn()?;
+        Ok(agent)
     }
 
+    fn spawn(&mut self) -> Result<()> {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)?;
+        let child = Command::new(&self.binary)
+            .args(&self.args)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("starting {}", self.binary.display()))?;
+        self.child = Some(child);
+        Ok(())
+    }
+
+    /// SIGKILL, as a crash would: the pins stay.
+    pub fn kill(&mut self) -> Result<()> {
+        if let Some(mut child) = self.child.take() {
+            child.kill()?;
+            child.wait()?;
+        }
+        Ok(())
+    }
+
+    /// Starts the agent again after [`kill`](Self::kill): same pins, same ports.
+    pub fn restart(&mut self) -> Result<()> {
+        ensure!(self.child.is_none(), "the agent is still running");
+        self.spawn()
+    }
+
+    /// Everything the agent logged, across restarts.
+    pub fn full_log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The last lines of the log, for failure messages.
     pub fn log(&self) -> String {
-        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let log = self.full_log();
         let lines: Vec<&str> = log.lines().collect();
         lines[lines.len().saturating_sub(80)..].join("\n")
     }
