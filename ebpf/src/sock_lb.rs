@@ -18,10 +18,10 @@
 //! nothing Service-specific.
 
 use aya_ebpf::{macros::cgroup_sock_addr, programs::SockAddrContext};
-
-use crate::maps::{self, GEN};
-use crate::events;
 use palisade_abi::reason;
+
+use crate::events;
+use crate::maps::{self, GEN};
 use crate::service::{self, Pick};
 use crate::service_policy;
 use crate::sock_addr::{self, user_addr};
