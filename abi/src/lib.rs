@@ -240,9 +240,15 @@ pub mod reason {
     /// A socket control would have refused, but every policy behind it audits:
     /// reported, allowed.
     pub const AUDIT_DENIED_SOCKET: u32 = 18;
+    /// Would have been dropped or refused (by policy, the unknown-endpoint default, a
+    /// socket control, the fragment rule or a Service without backends), passed
+    /// because enforcement is switched off on this node
+    /// ([`super::node_flags::ENFORCEMENT_OFF`]). Policy decisions are reported as
+    /// audit-deny flow events meanwhile.
+    pub const ALLOWED_ENFORCEMENT_OFF: u32 = 19;
     /// Number of counters in use; the map has [`super::capacity::COUNTERS`] slots so
     /// that new reasons need no layout change.
-    pub const COUNT: u32 = 19;
+    pub const COUNT: u32 = 20;
 }
 
 /// Single-element array `PALISADE_GEN`, value type.
@@ -262,7 +268,17 @@ impl GenerationWord {
     }
 }
 
-/// Array `PALISADE_CONFIG` (2 entries, index = slot), value type: node-wide settings.
+/// Array `PALISADE_CONFIG` ([`NODE_CONFIG_ENTRIES`] entries), value type: node-wide
+/// settings. Index 0 and 1 are the slots (see [`GenerationWord`]), written by the agent
+/// with every publication. Index [`NODE_CONFIG_SWITCHES`] is not slotted: only its
+/// `flags` word is read, for [`node_flags::ENFORCEMENT_OFF`], the node's emergency off
+/// switch, written by `palisade-agent enforcement off|on` (and by the Kubernetes-mode
+/// agent when its Node carries the label `palisade.dev/enforcement=off`), never by a
+/// publication, so that it takes effect at once, survives agent restarts and cannot be
+/// undone by a table flip. The third entry was added without an ABI version change:
+/// a map pinned by an older agent has two entries, the programs' lookup of index 2
+/// then finds nothing (enforcement on) and the switch command fails with a clear
+/// error until the pins are recreated.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct NodeConfig {
@@ -284,11 +300,32 @@ impl NodeConfig {
     pub const DEFAULT_EVENT_BURST: u32 = 200;
 }
 
+/// Index of the unslotted switches entry of `PALISADE_CONFIG` (see [`NodeConfig`]).
+pub const NODE_CONFIG_SWITCHES: u32 = 2;
+/// Entries of `PALISADE_CONFIG`: two slots and the switches.
+pub const NODE_CONFIG_ENTRIES: u32 = 3;
+
 /// Flags of a [`NodeConfig`]; unknown bits are zero.
 pub mod node_flags {
     /// Report allowed new flows too (verdict ALLOW), within the same per-endpoint
-    /// event budget as denials. Off by default: one event per new flow.
+    /// event budget as denials. Off by default: one event per new flow. Read in the
+    /// slots' entries.
     pub const ALLOW_EVENTS: u32 = 1 << 0;
+    /// Emergency off switch, read in the switches entry
+    /// ([`super::NODE_CONFIG_SWITCHES`]) only: every packet, connection and socket
+    /// call the programs would drop or refuse passes instead, counted as
+    /// [`super::reason::ALLOWED_ENFORCEMENT_OFF`] and reported as audit-deny; flows
+    /// admitted that way are marked in conntrack ([`super::ct_flags`]) and decided
+    /// again once the switch is back on. Set and cleared by `palisade-agent
+    /// enforcement off|on`; never cleared by the agent.
+    pub const ENFORCEMENT_OFF: u32 = 1 << 1;
+    /// The same switch, set by the Kubernetes-mode agent while its Node carries the
+    /// label `palisade.dev/enforcement=off` (and cleared by it when the label goes, or
+    /// by `enforcement on`). A second bit, so that the agent following the label never
+    /// clears a switch the command set.
+    pub const ENFORCEMENT_OFF_NODE_LABEL: u32 = 1 << 2;
+    /// Either switch: what the programs test.
+    pub const ENFORCEMENT_OFF_ANY: u32 = ENFORCEMENT_OFF | ENFORCEMENT_OFF_NODE_LABEL;
 }
 
 /// LRU hash `PALISADE_EVENT_BUDGET`, key: cgroup id of the endpoint (host byte order);
@@ -552,12 +589,21 @@ pub struct CtValue {
     pub origin: u8,
     /// [`verdict`] the flow was admitted with (ALLOW or AUDIT_DENY).
     pub verdict: u8,
-    pub _pad: u16,
+    /// [`ct_flags`] (was padding, zero, before the off switch existed).
+    pub flags: u16,
     /// [`GenerationWord::generation`] that admitted the flow.
     pub generation: u32,
     /// Rule that admitted it.
     pub rule_ref: u32,
     pub _reserved: u32,
+}
+
+/// Flags of a [`CtValue`].
+pub mod ct_flags {
+    /// The flow was admitted only because enforcement was switched off
+    /// ([`super::node_flags::ENFORCEMENT_OFF`]): while the switch is on again, its
+    /// next packet is decided by policy again instead of passing as tracked.
+    pub const ENFORCEMENT_OFF: u16 = 1 << 0;
 }
 
 /// Ring buffer `PALISADE_EVENTS`: one record per denied or audit-denied new flow (and

@@ -43,6 +43,48 @@ pub struct Status {
     pub events: EventsStatus,
     /// The conntrack table: size, occupancy, and what happened when it was full.
     pub conntrack: ConntrackStatus,
+    /// Kubernetes mode only: what the API gave and what was applied from it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kubernetes: Option<KubernetesStatus>,
+    /// Kubernetes mode only: the node's off switch as the kernel holds it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub enforcement: Option<EnforcementStatus>,
+}
+
+/// `/status.kubernetes`.
+#[derive(Clone, Debug, Default, Serialize, PartialEq)]
+pub struct KubernetesStatus {
+    /// The NodePolicy's spec.generation and contentHash as last received.
+    pub node_policy_generation: Option<i64>,
+    pub node_policy_hash: Option<String>,
+    /// What is in the kernel (and written to the NodePolicy's status).
+    pub applied_generation: Option<i64>,
+    pub applied_hash: Option<String>,
+    /// Why the received state is not (fully) applied, if it is not.
+    pub waiting_for: Option<String>,
+    /// False while a watch of the API server fails; the last applied state stays
+    /// enforced meanwhile.
+    pub api_connected: bool,
+    /// The last watch or write error.
+    pub api_error: Option<String>,
+    /// The kubelet's kubepods cgroup (where the programs are attached) and its driver.
+    pub kubepods: Option<String>,
+    pub cgroup_driver: Option<String>,
+    /// Pods bound to this node, and those with the PolicyProgrammed condition.
+    pub pods: usize,
+    pub programmed_pods: usize,
+    /// Duration of the last kernel publication, in seconds.
+    pub last_apply_seconds: Option<f64>,
+}
+
+/// `/status.enforcement`: whether the node enforces, and who switched it off.
+#[derive(Clone, Debug, Default, Serialize, PartialEq, Eq)]
+pub struct EnforcementStatus {
+    pub enforcing: bool,
+    /// `palisade-agent enforcement off` is in force.
+    pub command_off: bool,
+    /// The Node's `palisade.dev/enforcement=off` label is in force.
+    pub node_label_off: bool,
 }
 
 /// `/status.events`. Every event the kernel decided to report is either `received`

@@ -93,6 +93,10 @@ fn decide(ctx: &SkBuffContext, dir: u8) -> i32 {
         // Only raw sockets emit fragments (cgroup_skb egress runs before the kernel
         // fragments): a non-first one has no ports to decide on, and a first one
         // would let its followers through. Dropped for every cgroup under the root.
+        if maps::enforcement_off() {
+            events::count(reason::ALLOWED_ENFORCEMENT_OFF);
+            return PASS;
+        }
         events::count(reason::DENIED_FRAGMENT);
         return DROP;
     }
@@ -130,10 +134,18 @@ fn decide(ctx: &SkBuffContext, dir: u8) -> i32 {
     let (flow_dir, flow_port) = match tracked {
         Some(ct) => {
             // SAFETY: the pointer is valid for this program run; plain data.
-            let (origin, admitted_in) = unsafe { ((*ct).origin, (*ct).generation) };
-            if admitted_in == generation {
+            let (origin, admitted_in, ct_flags) =
+                unsafe { ((*ct).origin, (*ct).generation, (*ct).flags) };
+            // A flow admitted only because enforcement was off is decided again once
+            // it is back on.
+            if admitted_in == generation
+                && (ct_flags & palisade_abi::ct_flags::ENFORCEMENT_OFF == 0
+                    || maps::enforcement_off())
+            {
                 events::count(reason::ALLOWED_CONNTRACK);
-                sock_flow::remember(ctx, &ct_key, generation);
+                if ct_flags & palisade_abi::ct_flags::ENFORCEMENT_OFF == 0 {
+                    sock_flow::remember(ctx, &ct_key, generation);
+                }
                 return PASS;
             }
             let server_port = if origin == direction::EGRESS {
@@ -169,6 +181,10 @@ fn decide(ctx: &SkBuffContext, dir: u8) -> i32 {
             }
             return PASS;
         }
+        if maps::enforcement_off() {
+            events::count(reason::ALLOWED_ENFORCEMENT_OFF);
+            return PASS;
+        }
         if tracked.is_some() {
             untrack(&ct_key);
         }
@@ -184,6 +200,11 @@ fn decide(ctx: &SkBuffContext, dir: u8) -> i32 {
         flow_port,
     );
     let (decision, rule_ref) = (d.verdict, d.rule_ref);
+    let flags = if d.switched_off {
+        palisade_abi::ct_flags::ENFORCEMENT_OFF
+    } else {
+        0
+    };
     events::count(d.reason);
 
     let config = CONFIG.get(slot).copied().unwrap_or_default();
@@ -220,14 +241,19 @@ fn decide(ctx: &SkBuffContext, dir: u8) -> i32 {
             (*ct).generation = generation;
             (*ct).verdict = decision;
             (*ct).rule_ref = rule_ref;
+            (*ct).flags = flags;
         }
-        sock_flow::remember(ctx, &ct_key, generation);
+        // The socket cache has no switch bit: a flow only the off switch lets
+        // through is never cached, so it is decided again once enforcement is on.
+        if flags == 0 {
+            sock_flow::remember(ctx, &ct_key, generation);
+        }
         return PASS;
     }
     let entry = CtValue {
         origin: dir,
         verdict: decision,
-        _pad: 0,
+        flags,
         generation,
         rule_ref,
         _reserved: 0,
@@ -237,7 +263,9 @@ fn decide(ctx: &SkBuffContext, dir: u8) -> i32 {
     match CT.insert(&ct_key, &entry, u64::from(BPF_NOEXIST)) {
         Ok(()) => {
             events::count(reason::CONNTRACK_CREATED);
-            sock_flow::remember(ctx, &ct_key, generation);
+            if flags == 0 {
+                sock_flow::remember(ctx, &ct_key, generation);
+            }
         }
         Err(EEXIST) => {}
         Err(err) => {

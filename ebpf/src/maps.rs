@@ -14,17 +14,27 @@ use aya_ebpf::{
 };
 use palisade_abi::{
     BindPorts, CtKey, CtValue, EndpointInfo, EndpointKey, EventBudget, GenerationWord,
-    IpCache4Key, IpCacheHostKey, IpCacheKey, IpCacheValue, LocalAddrKey, NodeConfig, PolicyKey, PolicyValue,
-    capacity,
+    IpCache4Key, IpCacheHostKey, IpCacheKey, IpCacheValue, LocalAddrKey, NODE_CONFIG_ENTRIES,
+    NODE_CONFIG_SWITCHES, NodeConfig, PolicyKey, PolicyValue, capacity, node_flags,
 };
 
 /// Index 0: the generation the programs read; slot = generation & 1.
 #[map(name = "PALISADE_GEN")]
 pub static GEN: Array<GenerationWord> = Array::pinned(1, 0);
 
-/// Index = slot: node-wide settings of that slot.
+/// Index = slot: node-wide settings of that slot; index `NODE_CONFIG_SWITCHES`: the
+/// unslotted switches (the emergency off switch).
 #[map(name = "PALISADE_CONFIG")]
-pub static CONFIG: Array<NodeConfig> = Array::pinned(2, 0);
+pub static CONFIG: Array<NodeConfig> = Array::pinned(NODE_CONFIG_ENTRIES, 0);
+
+/// Whether enforcement is switched off on this node (`node_flags::ENFORCEMENT_OFF_ANY` in
+/// the switches entry): everything the programs would drop or refuse passes.
+#[inline(always)]
+pub fn enforcement_off() -> bool {
+    CONFIG
+        .get(NODE_CONFIG_SWITCHES)
+        .is_some_and(|c| c.flags & node_flags::ENFORCEMENT_OFF_ANY != 0)
+}
 
 /// (cgroup id, slot) -> endpoint.
 #[map(name = "PALISADE_ENDPOINTS")]

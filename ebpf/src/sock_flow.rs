@@ -19,6 +19,8 @@
 //! that admitted them, as the entry would have: a reply of an allowed connection stays
 //! a reply (conntrack alone would re-decide it as a new flow of the other direction).
 //! A policy change publishes a new generation, so every cached flow is decided again.
+//! A flow let through only by the emergency off switch (`ct_flags::ENFORCEMENT_OFF`)
+//! is never cached: the switch flips without a new generation.
 //!
 //! The map is not pinned: it holds no state that conntrack does not. It lives as long
 //! as the programs that use it; after an agent restart the new programs start with an

@@ -18,8 +18,10 @@
 //! nothing Service-specific.
 
 use aya_ebpf::{macros::cgroup_sock_addr, programs::SockAddrContext};
+use palisade_abi::reason;
 
-use crate::maps::GEN;
+use crate::events;
+use crate::maps::{self, GEN};
 use crate::service::{self, Pick};
 use crate::service_policy;
 use crate::sock_addr::{self, user_addr};
@@ -51,6 +53,11 @@ pub fn forward<const V6: bool>(ctx: &SockAddrContext, pick: Pick) -> Forwarded {
     // Only now: the first call gives a socket a cookie, which most sockets never need.
     let cookie = sock_addr::socket_cookie(ctx);
     let Some(backend) = service::pick_backend(&service, pick, cookie) else {
+        if maps::enforcement_off() {
+            // Switched off: a Service without backends is left to kube-proxy.
+            events::count(reason::ALLOWED_ENFORCEMENT_OFF);
+            return Forwarded::NotAService;
+        }
         return Forwarded::Refused;
     };
     // The compiler gives a Service address backends of its own family only; an IPv4

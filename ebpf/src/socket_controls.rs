@@ -168,6 +168,8 @@ fn refuse(ep: &Endpoint, generation: u32, fill: impl FnOnce(&mut FlowEvent)) -> 
     let audit = ep.info.flags & endpoint_flags::AUDIT_SOCKETS != 0;
     let (v, why, answer) = if audit {
         (verdict::AUDIT_DENY, reason::AUDIT_DENIED_SOCKET, ALLOW)
+    } else if crate::maps::enforcement_off() {
+        (verdict::AUDIT_DENY, reason::ALLOWED_ENFORCEMENT_OFF, ALLOW)
     } else {
         (verdict::DENY, reason::DENIED_SOCKET, REFUSE)
     };

@@ -1,7 +1,8 @@
 //! The policy decision for a new flow of a resolved endpoint, shared by the packet
 //! programs and the socket hooks: not isolated -> allowed; the node itself -> its own
 //! rows or allowed; anyone else -> the peer's table, else the table for every peer,
-//! else denied (fail closed).
+//! else denied (fail closed). With enforcement switched off on the node, a denial
+//! becomes an audit-deny (reported, passed), counted `allowed_enforcement_off`.
 
 use palisade_abi::{
     EndpointInfo, RULE_REF_DEFAULT, direction, endpoint_flags, reason, reserved, verdict,
@@ -17,6 +18,8 @@ pub struct Decision {
     pub reason: u32,
     /// `reserved::ANY` when the direction is not isolated (no lookup was made).
     pub peer_identity: u32,
+    /// Policy denies, passed only because enforcement is switched off.
+    pub switched_off: bool,
 }
 
 #[inline(always)]
@@ -39,6 +42,7 @@ pub fn decide_flow(
             rule_ref: RULE_REF_DEFAULT,
             reason: reason::ALLOWED_NOT_ISOLATED,
             peer_identity: reserved::ANY,
+            switched_off: false,
         };
     }
     let peer_identity = lookup::identity_of(slot, remote);
@@ -68,10 +72,20 @@ pub fn decide_flow(
         None if host => (verdict::ALLOW, RULE_REF_DEFAULT, reason::ALLOWED_ALWAYS),
         None => (verdict::DENY, RULE_REF_DEFAULT, reason::DENIED_NO_ENTRY),
     };
+    if v == verdict::DENY && crate::maps::enforcement_off() {
+        return Decision {
+            verdict: verdict::AUDIT_DENY,
+            rule_ref,
+            reason: reason::ALLOWED_ENFORCEMENT_OFF,
+            peer_identity,
+            switched_off: true,
+        };
+    }
     Decision {
         verdict: v,
         rule_ref,
         reason: why,
         peer_identity,
+        switched_off: false,
     }
 }

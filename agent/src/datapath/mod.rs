@@ -56,6 +56,7 @@ pub const REASON_NAMES: [&str; palisade_abi::reason::COUNT as usize] = [
     "conntrack_miss_established",
     "denied_socket",
     "audit_denied_socket",
+    "allowed_enforcement_off",
 ];
 
 /// The conntrack table, for counting its live entries (see `standalone::conntrack`).

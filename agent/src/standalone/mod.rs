@@ -4,7 +4,7 @@
 //! resync that also picks up pod cgroups created later), serves health and status,
 //! and, with `--events-addr`, the flow event stream.
 
-mod conntrack;
+pub(crate) mod conntrack;
 mod reconcile;
 
 use crate::datapath::{Datapath, KernelLogger};
