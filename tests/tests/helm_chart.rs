@@ -404,18 +404,13 @@ fn rbac_grants_exactly_what_each_component_uses() {
             (
                 "palisade.dev",
                 &["nodepolicies", "clustertables"],
-                &["get", "list", "watch"],
+                watch,
                 &[]
             ),
-            (
-                "palisade.dev",
-                &["nodepolicies/status"],
-                &["patch", "update"],
-                &[]
-            ),
+            ("palisade.dev", &["nodepolicies/status"], &["patch"], &[]),
             ("", &["pods"], watch, &[]),
             ("", &["pods/status"], &["patch"], &[]),
-            ("", &["nodes"], &["get", "list", "watch"], &[]),
+            ("", &["nodes"], watch, &[]),
         ])
     );
     assert_eq!(
