@@ -651,47 +651,16 @@ fn internet_checksum(data: &[u8]) -> u16 {
     !(sum as u16)
 }
 
-/// The client may open TCP 80 to the server; the server accepts TCP 80 from the client
-/// and may send nothing on its own: its replies pass only as part of a tracked flow.
-const REPLIES_NEED_CONNTRACK: &str = r#"
-apiVersion: networking.k8s.io/v1
-kind: NetworkPolicy
-metadata:
-  name: client-out
-  namespace: tenant
-spec:
-  podSelector:
-    matchLabels:
-      app: client
-  policyTypes: [Egress]
-  egress:
-    - to:
-        - podSelector:
-            matchLabels:
-              app: server
-      ports:
-        - protocol: TCP
-          port: 80
----
-apiVersion: networking.k8s.io/v1
-kind: NetworkPolicy
-metadata:
-  name: server-in-only
-  namespace: tenant
-spec:
-  podSelector:
-    matchLabels:
-      app: server
-  policyTypes: [Ingress, Egress]
-  ingress:
-    - from:
-        - podSelector:
-            matchLabels:
-              app: client
-      ports:
-        - protocol: TCP
-          port: 80
-"#;
+/// [`TWO_WAY_FENCE`] with the server's egress isolated too: it may send nothing on
+/// its own, so its replies pass only as part of a tracked flow.
+fn replies_need_conntrack() -> String {
+    let fence = TWO_WAY_FENCE.replace(
+        "policyTypes: [Ingress]\n",
+        "policyTypes: [Ingress, Egress]\n",
+    );
+    assert_ne!(fence, TWO_WAY_FENCE, "the server's policyTypes line moved");
+    fence
+}
 
 /// An agent of a newer map ABI takes over from an older one side by side: it adopts
 /// the older conntrack table (so a connection whose replies pass only as a tracked
@@ -709,7 +678,11 @@ fn an_agent_of_a_newer_abi_takes_over_established_flows() -> Result<()> {
     lab.serve(&server, &[80], &[])?;
     lab.serve(&denied, &[80], &[])?;
     let dir = ManifestDir::new(lab.id())?;
-    write_manifests(&dir, &[&client, &server, &denied], REPLIES_NEED_CONNTRACK)?;
+    write_manifests(
+        &dir,
+        &[&client, &server, &denied],
+        &replies_need_conntrack(),
+    )?;
     let mut agent = Agent::start(agent_options(&lab, &dir, &[]))?;
     agent.wait_ready(READY_TIMEOUT)?;
     let held = lab.hold(&client, IpAddr::V4(v4(&server)), 80, PROBE_TIMEOUT)?;
