@@ -195,6 +195,47 @@ impl Datapath {
         })
     }
 
+    /// Start-up of the socket controls, for every mode: finds out whether BPF LSM is
+    /// active, loads the AF_PACKET program where it can, and says at start-up what is
+    /// and is not enforced on this node (the same goes into `/status`).
+    pub fn start_socket_controls(
+        &mut self,
+    ) -> (
+        Option<crate::lsm::LsmStatus>,
+        crate::status::SocketControlsStatus,
+    ) {
+        let lsm = match crate::lsm::detect() {
+            Ok(lsm) => {
+                if lsm.bpf_lsm_active {
+                    tracing::info!(active = %lsm.active.join(","), "BPF LSM is active");
+                } else {
+                    tracing::warn!(
+                        active = %lsm.active.join(","),
+                        "BPF LSM is not active on this node (add `bpf` to the kernel's lsm= \
+                         list): raw and AF_PACKET socket controls cannot be enforced here"
+                    );
+                }
+                Some(lsm)
+            }
+            Err(e) => {
+                tracing::warn!(error = %format!("{e:#}"), "could not determine whether BPF LSM is active");
+                None
+            }
+        };
+        self.load_lsm(lsm.as_ref().map(|l| l.bpf_lsm_active));
+        let socket_controls = crate::status::SocketControlsStatus::new(&self.packet_socket_control);
+        if self.packet_socket_control.starts_with("unavailable") {
+            tracing::warn!(
+                packet_sockets = %socket_controls.packet_sockets,
+                "AF_PACKET sockets cannot be refused on this node; raw sockets and bind ports \
+                 are enforced"
+            );
+        } else {
+            tracing::info!(packet_sockets = %socket_controls.packet_sockets, "socket controls");
+        }
+        (lsm, socket_controls)
+    }
+
     /// Loads the LSM program refusing AF_PACKET sockets, if `bpf_lsm_active` (see
     /// `crate::lsm`). Never fails: what happened is in `packet_socket_control`, and
     /// the other programs enforce everything else either way.

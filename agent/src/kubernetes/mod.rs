@@ -27,8 +27,7 @@ use crate::kubelet_cgroups::Driver;
 use crate::pins::{self, PinLayout};
 use crate::standalone::conntrack::ConntrackWatch;
 use crate::status::{
-    EnforcementStatus, EventsStatus, GenerationNames, KubernetesStatus, Shared,
-    SocketControlsStatus, Status,
+    EnforcementStatus, EventsStatus, GenerationNames, KubernetesStatus, Shared, Status,
 };
 use crate::{cgroupfs, events, health, preflight};
 use anyhow::{Context, Result, bail};
@@ -116,9 +115,7 @@ pub async fn run(opts: Options) -> Result<()> {
         Some(map) => Some(ConntrackWatch::new(map, opts.conntrack_max)?),
         None => None,
     };
-    let lsm = crate::lsm::detect().ok();
-    datapath.load_lsm(lsm.as_ref().map(|l| l.bpf_lsm_active));
-    let socket_controls = SocketControlsStatus::new(&datapath.packet_socket_control);
+    let (lsm, socket_controls) = datapath.start_socket_controls();
     let switch = Switch::open(&opts.pin_path)?;
 
     let shared = Shared::default();

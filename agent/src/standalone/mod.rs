@@ -10,9 +10,7 @@ mod reconcile;
 use crate::datapath::{Datapath, KernelLogger};
 use crate::events::hub::EventHub;
 use crate::pins::{self, PinLayout};
-use crate::status::{
-    EventNames, EventsStatus, GenerationNames, PendingPod, Shared, SocketControlsStatus, Status,
-};
+use crate::status::{EventNames, EventsStatus, GenerationNames, PendingPod, Shared, Status};
 use crate::{cgroupfs, events, health, preflight};
 use anyhow::{Context, Result};
 use conntrack::ConntrackWatch;
@@ -70,35 +68,7 @@ pub async fn run(opts: Options) -> Result<()> {
         None => None,
     };
 
-    let lsm = match crate::lsm::detect() {
-        Ok(lsm) => {
-            if lsm.bpf_lsm_active {
-                tracing::info!(active = %lsm.active.join(","), "BPF LSM is active");
-            } else {
-                tracing::warn!(
-                    active = %lsm.active.join(","),
-                    "BPF LSM is not active on this node (add `bpf` to the kernel's lsm= list): \
-                     raw and AF_PACKET socket controls cannot be enforced here"
-                );
-            }
-            Some(lsm)
-        }
-        Err(e) => {
-            tracing::warn!(error = %format!("{e:#}"), "could not determine whether BPF LSM is active");
-            None
-        }
-    };
-    datapath.load_lsm(lsm.as_ref().map(|l| l.bpf_lsm_active));
-    let socket_controls = SocketControlsStatus::new(&datapath.packet_socket_control);
-    if datapath.packet_socket_control.starts_with("unavailable") {
-        tracing::warn!(
-            packet_sockets = %socket_controls.packet_sockets,
-            "AF_PACKET sockets cannot be refused on this node; raw sockets and bind ports \
-             are enforced"
-        );
-    } else {
-        tracing::info!(packet_sockets = %socket_controls.packet_sockets, "socket controls");
-    }
+    let (lsm, socket_controls) = datapath.start_socket_controls();
     let shared = Shared::default();
     *shared.status.write().expect("status lock") = Status {
         socket_controls,
