@@ -388,6 +388,18 @@ pub struct EndpointInfo {
     pub _pad: u32,
 }
 
+impl EndpointInfo {
+    /// The entry of a cgroup whose traffic is host traffic (a host-network pod, the
+    /// agent's own pod): identity `HOST`, no table, no flags, so nothing is enforced
+    /// and the node's unknown-endpoint default does not apply to it.
+    pub const HOST_TRAFFIC: EndpointInfo = EndpointInfo {
+        identity: reserved::HOST,
+        policy_id: 0,
+        flags: 0,
+        _pad: 0,
+    };
+}
+
 /// Hash `PALISADE_LOCAL_ADDRS`, key: an address of a local endpoint, in one slot.
 /// Value: the cgroup id (`u64`, host byte order) of the endpoint that owns it.
 ///

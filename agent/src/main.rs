@@ -32,6 +32,12 @@ enum Command {
         /// kubeconfig file; default: the in-cluster service account, else KUBECONFIG.
         #[arg(long, env = "PALISADE_KUBECONFIG")]
         kubeconfig: Option<PathBuf>,
+        /// The agent's own pod UID (the chart sets it through the downward API). In a
+        /// container's cgroup namespace /proc/self/cgroup says only `0::/`, so the
+        /// agent finds its own pod cgroup by this UID and keeps its own traffic (to the
+        /// API server) out of enforcement, as host traffic.
+        #[arg(long, env = "PALISADE_POD_UID")]
+        pod_uid: Option<String>,
         /// The kubelet's cgroup root on the cgroup2 mount; the programs attach at its
         /// kubepods cgroup (kubepods.slice or kubepods).
         #[arg(long, default_value = "/sys/fs/cgroup")]
@@ -152,6 +158,7 @@ fn main() -> Result<()> {
         Command::Kubernetes {
             node_name,
             kubeconfig,
+            pod_uid,
             cgroup_root,
             pin_path,
             health_addr,
@@ -167,6 +174,7 @@ fn main() -> Result<()> {
             runtime.block_on(kubernetes::run(kubernetes::Options {
                 node_name,
                 kubeconfig,
+                pod_uid,
                 cgroup_root,
                 pin_path,
                 health_addr,

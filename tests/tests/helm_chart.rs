@@ -228,7 +228,10 @@ fn agent_daemonset_is_least_privilege() {
     );
     assert_eq!(
         agent["env"],
-        json!([{"name": "PALISADE_NODE_NAME", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}}])
+        json!([
+            {"name": "PALISADE_NODE_NAME", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}},
+            {"name": "PALISADE_POD_UID", "valueFrom": {"fieldRef": {"fieldPath": "metadata.uid"}}},
+        ])
     );
     assert_eq!(agent["livenessProbe"]["httpGet"]["path"], "/healthz");
     assert_eq!(agent["readinessProbe"]["httpGet"]["path"], "/readyz");

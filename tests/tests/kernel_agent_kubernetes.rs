@@ -10,17 +10,26 @@
 //! enforced; the off switch (`palisade-agent enforcement off|on` and the Node label)
 //! opening and closing again; the agent killed with SIGKILL and restarted, and the
 //! API server going away, leaving enforcement (and readiness) as they were; `/metrics` naming what it should.
+//! And the agent as it runs in a cluster: in a pod's network namespace and cgroup
+//! under kubepods, reaching the API through the pod's interface, killed with SIGKILL
+//! under held traffic and replaced by a new pod (new UID, new cgroup): no denied
+//! packet leaks, no allowed connection breaks, and the new agent's own API traffic
+//! is not held by the unknown-endpoint default the old tables apply to its new cgroup.
 //!
 //! Needs root; a missing privilege or tool is a failure naming it, never a skip.
 
 mod kernel_agent_kubernetes {
     pub mod cluster;
+    pub mod netns_relay;
 }
 
 use anyhow::{Context, Result, bail, ensure};
-use kernel_agent_kubernetes::cluster::{AgentProcess, Cluster, Driver, KubeletTree, NAMESPACE};
+use kernel_agent_kubernetes::cluster::{
+    AgentProcess, Cluster, Driver, InPod, KubeletTree, NAMESPACE,
+};
+use kernel_agent_kubernetes::netns_relay::Relay;
 use palisade_lab::harness::binaries::require_root;
-use palisade_lab::{Lab, PodHandle, PodSpec, Proto};
+use palisade_lab::{Lab, LabConfig, PodHandle, PodSpec, Proto};
 use serde_json::json;
 use std::io::{BufRead, BufReader};
 use std::net::Ipv4Addr;
@@ -276,5 +285,156 @@ fn cgroupfs_layout_survives_agent_restarts_and_api_outages() -> Result<()> {
     s.expect(&s.other, false, "API server back")?;
     // The pods' containers are gone from the lab's view before the Setup drops.
     let _ = &s.db;
+    Ok(())
+}
+
+/// The agent's pods: UIDs as the API server would assign them (not in the double:
+/// no NodePolicy names them, as none selects the agent's namespace here).
+const AGENT_HEALTH_PORT: u16 = 9876;
+const AGENT_METRICS_PORT: u16 = 9877;
+const AGENT_POD_UIDS: [&str; 2] = [
+    "a9e17000-0000-4000-8000-000000000001",
+    "a9e17000-0000-4000-8000-000000000002",
+];
+
+/// The agent's pod `uid`: its netns (the lab pod `agent`) and a new pod cgroup.
+fn in_pod(tree: &KubeletTree, agent_pod: &PodHandle, uid: &str) -> Result<InPod> {
+    let ip = agent_pod.ips()[0];
+    Ok(InPod {
+        netns: agent_pod.netns().to_string(),
+        health_addr: (ip, AGENT_HEALTH_PORT).into(),
+        metrics_addr: (ip, AGENT_METRICS_PORT).into(),
+        cgroup: tree.add_pod(uid)?,
+        pod_uid: uid.to_string(),
+    })
+}
+
+#[test]
+fn agent_in_a_pod_is_replaced_under_traffic_without_a_gap() -> Result<()> {
+    require_root()?;
+    let node_ip = Ipv4Addr::new(10, 81, 0, 1);
+    let mut lab = Lab::with_config(
+        "pk8p",
+        LabConfig {
+            node_ipv4: Some(node_ip),
+            ..LabConfig::default()
+        },
+    )?;
+    let node = format!("node-{}", lab.id());
+    let cluster = Cluster::start(&node)?;
+    let tree = KubeletTree::create(&lab, Driver::Systemd)?;
+    let db = add_pod(&mut lab, &cluster, &tree, "db", 4, "db")?;
+    let client = add_pod(&mut lab, &cluster, &tree, "client", 2, "client")?;
+    let other = add_pod(&mut lab, &cluster, &tree, "other", 3, "other")?;
+    let agent_pod = lab.add_pod(PodSpec::ipv4("agent", Ipv4Addr::new(10, 81, 0, 9)))?;
+    cluster.insert("networking.k8s.io", "networkpolicies", db_policy())?;
+    serve(&lab, &db.handle, &db.container, DB_PORT)?;
+    let api = Relay::start(
+        Some(lab.node_netns()),
+        (node_ip, 0).into(),
+        None,
+        cluster.double.addr(),
+    )?;
+    // The agent's endpoints on its pod address, reached from here through the node.
+    let agent_ip = agent_pod.ips()[0];
+    let endpoints = [AGENT_HEALTH_PORT, AGENT_METRICS_PORT].map(|port| {
+        Relay::start(
+            None,
+            (Ipv4Addr::LOCALHOST, 0).into(),
+            Some(lab.node_netns()),
+            (agent_ip, port).into(),
+        )
+    });
+    let [health, metrics] = endpoints;
+    let (health, metrics) = (health?, metrics?);
+    let dir = tempfile::tempdir()?;
+    let kubeconfig = dir.path().join("kubeconfig");
+    cluster.kubeconfig_at(&kubeconfig, &format!("http://{}", api.addr))?;
+    let mut agent = AgentProcess::start_in_pod(
+        lab.id(),
+        &node,
+        &kubeconfig,
+        lab.cgroup_root(),
+        in_pod(&tree, &agent_pod, AGENT_POD_UIDS[0])?,
+        (health.addr, metrics.addr),
+    )?;
+    agent.wait_for("ready (/readyz 200)", |a| a.readyz() == Some(200))?;
+    let mut s = Setup {
+        agent,
+        lab,
+        cluster,
+        tree,
+        db,
+        client,
+        other,
+        _dir: dir,
+    };
+    s.wait_programmed(&["db", "client", "other"])?;
+    s.expect(&s.client, true, "app=client")?;
+    s.expect(&s.other, false, "app=other")?;
+
+    let db_ip = s.db.handle.ips()[0];
+    let held = s.lab.hold_from_cgroup(
+        &s.client.handle,
+        &s.client.container,
+        db_ip,
+        DB_PORT,
+        PROBE_TIMEOUT,
+    )?;
+    let first = held.next_result(Duration::from_secs(20))?;
+    ensure!(
+        first.allowed(),
+        "the held connection never worked: {first:?}"
+    );
+
+    // kill -9, then a replacement pod: a new UID and cgroup, unknown to the pinned
+    // tables (whose unknown-endpoint default is deny).
+    s.agent.kill()?;
+    held.discard_reported();
+    s.expect(&s.other, false, "no agent running (other)")?;
+    s.agent
+        .restart_in_pod(in_pod(&s.tree, &agent_pod, AGENT_POD_UIDS[1])?)?;
+    s.agent
+        .wait_for("the replacement agent ready, its state applied", |a| {
+            a.readyz() == Some(200)
+                && a.status().is_ok_and(|st| {
+                    st["kubernetes"]["applied_generation"].is_i64()
+                        && st["kubernetes"]["api_connected"] == true
+                })
+        })?;
+    ensure!(
+        s.agent
+            .full_log()
+            .contains("the agent's own pod cgroup entered in the pinned tables"),
+        "the replacement agent did not enter its own pod cgroup:\n{}",
+        s.agent.log()
+    );
+    s.expect(&s.other, false, "replacement agent running (other)")?;
+    s.expect(&s.client, true, "replacement agent running (client)")?;
+
+    // Every round trip on the held connection, across the kill and the replacement,
+    // went through: the ones queued since the kill, then a second of live ones.
+    let mut round_trips = 0;
+    let until = std::time::Instant::now() + Duration::from_secs(1);
+    while std::time::Instant::now() < until {
+        let result = held
+            .next_result(PROBE_TIMEOUT * 2)
+            .with_context(|| format!("after {round_trips} round trips"))?;
+        ensure!(
+            result.allowed(),
+            "the allowed connection broke after {round_trips} round trips: {result:?}\nagent log:\n{}",
+            s.agent.log()
+        );
+        round_trips += 1;
+    }
+    ensure!(
+        round_trips >= 10,
+        "only {round_trips} round trips were reported"
+    );
+    println!(
+        "held connection: {round_trips} round trips across the kill -9 and the replacement, none failed"
+    );
+    drop(held);
+    drop((api, health, metrics));
     Ok(())
 }

@@ -56,6 +56,27 @@ impl TableWriter {
             .generation)
     }
 
+    /// Publishes the live state again with a host-traffic entry for `cgroup_id` added,
+    /// through the usual inactive slot and flip, if tables were ever published and no
+    /// entry covers that cgroup yet. A restarted agent in a new pod calls this before
+    /// anything else: the pinned programs keep enforcing the previous agent's tables,
+    /// in which its new pod cgroup is unknown (the unknown-endpoint default, `deny` in
+    /// the chart, would hold its own API traffic). Returns whether it published.
+    pub fn publish_host_entry(&mut self, cgroup_id: u64) -> Result<bool> {
+        let generation = self.current_generation()?;
+        if generation == 0 {
+            return Ok(false);
+        }
+        let live = self.slot_state(generation & 1)?;
+        if live.endpoints.contains_key(&cgroup_id) {
+            return Ok(false);
+        }
+        let mut next = live.clone();
+        next.endpoints.insert(cgroup_id, EndpointInfo::HOST_TRAFFIC);
+        self.apply(&next)?;
+        Ok(true)
+    }
+
     /// Writes `desired` into the inactive slot and makes it active.
     pub fn apply(&mut self, desired: &DesiredState) -> Result<ApplyStats> {
         let next = self.current_generation()?.wrapping_add(1);

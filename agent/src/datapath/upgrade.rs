@@ -23,8 +23,8 @@ use super::ConntrackMap;
 use super::links::detach_pinned;
 use crate::pins::PinLayout;
 use anyhow::{Context, Result};
-use aya::maps::{HashMap, Map, MapData};
-use palisade_abi::{CtKey, CtValue, map_names};
+use aya::maps::{Array, HashMap, Map, MapData};
+use palisade_abi::{CtKey, CtValue, EndpointInfo, EndpointKey, GenerationWord, map_names};
 use std::path::Path;
 
 /// `BPF_NOEXIST`: an entry the new programs already made wins over the old one.
@@ -79,6 +79,71 @@ fn copy_entries(pin: &Path, conntrack: &mut ConntrackMap) -> Result<usize> {
         }
     }
     Ok(copied)
+}
+
+/// Adds a host-traffic entry for `cgroup_id` to the live slot of every other ABI
+/// version's endpoint table, where that table's layout is this agent's and no entry
+/// covers the cgroup yet. The other version's programs keep enforcing until this
+/// agent's are attached, and the new agent's pod is unknown to their tables: without
+/// the entry their unknown-endpoint default could hold the agent's own API traffic,
+/// and the takeover would never complete. Adding a key no entry had changes only
+/// that cgroup's verdict, in one atomic map update. Returns how many tables took it.
+pub fn host_entry_in_other_versions(layout: &PinLayout, cgroup_id: u64) -> Result<usize> {
+    let mut added = 0;
+    for (version, dir) in layout.other_versions()? {
+        let maps = dir.join("maps");
+        match add_host_entry(&maps, cgroup_id) {
+            Ok(true) => {
+                tracing::info!(
+                    abi = version,
+                    cgroup_id,
+                    "the agent's own pod cgroup entered in the tables of an agent of another ABI"
+                );
+                added += 1;
+            }
+            Ok(false) => {}
+            Err(e) => tracing::warn!(
+                abi = version,
+                error = %format!("{e:#}"),
+                "the agent's own pod cgroup not entered in the tables of another ABI: \
+                 their unknown-endpoint default applies to it until this agent attaches"
+            ),
+        }
+    }
+    Ok(added)
+}
+
+fn add_host_entry(maps: &Path, cgroup_id: u64) -> Result<bool> {
+    let gen_pin = maps.join(map_names::GENERATION);
+    let endpoints_pin = maps.join(map_names::ENDPOINTS);
+    if !gen_pin.exists() || !endpoints_pin.exists() {
+        return Ok(false);
+    }
+    let open =
+        |pin: &Path| MapData::from_pin(pin).with_context(|| format!("opening {}", pin.display()));
+    let (gen_data, endpoints_data) = (open(&gen_pin)?, open(&endpoints_pin)?);
+    let (gen_info, ep_info) = (gen_data.info()?, endpoints_data.info()?);
+    anyhow::ensure!(
+        gen_info.value_size() as usize == size_of::<GenerationWord>()
+            && ep_info.key_size() as usize == size_of::<EndpointKey>()
+            && ep_info.value_size() as usize == size_of::<EndpointInfo>(),
+        "its generation word or endpoint layout differs from this agent's"
+    );
+    let generation: Array<MapData, GenerationWord> = Array::try_from(Map::Array(gen_data))?;
+    let live = generation.get(&0, 0)?.generation;
+    if live == 0 {
+        return Ok(false);
+    }
+    let mut endpoints: HashMap<MapData, EndpointKey, EndpointInfo> =
+        HashMap::try_from(Map::HashMap(endpoints_data))?;
+    let key = EndpointKey {
+        cgroup_id,
+        slot: live & 1,
+        _pad: 0,
+    };
+    Ok(endpoints
+        .insert(key, EndpointInfo::HOST_TRAFFIC, BPF_NOEXIST)
+        .is_ok())
 }
 
 /// Detaches every link of every other ABI version under `layout` and removes that

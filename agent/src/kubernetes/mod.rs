@@ -54,6 +54,9 @@ const DEBOUNCE: Duration = Duration::from_millis(20);
 pub struct Options {
     pub node_name: String,
     pub kubeconfig: Option<PathBuf>,
+    /// The agent's own pod UID (`--pod-uid`): finds its own pod cgroup when
+    /// /proc/self/cgroup cannot (a container's cgroup namespace).
+    pub pod_uid: Option<String>,
     pub cgroup_root: PathBuf,
     pub pin_path: PathBuf,
     pub health_addr: SocketAddr,
@@ -184,7 +187,9 @@ pub async fn run(opts: Options) -> Result<()> {
         inputs: Inputs::default(),
         kubepods: None,
         cgroup_watcher: None,
+        pod_uid: opts.pod_uid.clone(),
         own_cgroup: None,
+        own_entry_published: false,
         cgroups: BTreeMap::new(),
         applied: None,
         attached: false,
@@ -380,7 +385,13 @@ struct Agent {
     inputs: Inputs,
     kubepods: Option<(PathBuf, Driver)>,
     cgroup_watcher: Option<notify::RecommendedWatcher>,
+    /// `--pod-uid`: this agent's own pod.
+    pod_uid: Option<String>,
+    /// The agent's own cgroup (its pod's, by `--pod-uid`, else from
+    /// /proc/self/cgroup when that lies under kubepods): host traffic.
     own_cgroup: Option<u64>,
+    /// Whether the own cgroup's entry was entered in the tables found at start.
+    own_entry_published: bool,
     /// Pod UID -> cgroup id, as last scanned.
     cgroups: BTreeMap<String, u64>,
     /// The NodePolicy (generation, hash) and tables whose state the kernel holds.
@@ -427,6 +438,28 @@ impl Agent {
         match pod_cgroups::scan(&kubepods, driver) {
             Ok(cgroups) => self.cgroups = cgroups,
             Err(e) => tracing::warn!(error = %format!("{e:#}"), "scanning pod cgroups"),
+        }
+        if let Some(uid) = &self.pod_uid {
+            // The agent's own pod is exempt before the programs first attach: with
+            // `--unknown-endpoint deny` its own API traffic would otherwise be denied.
+            self.own_cgroup = self.cgroups.get(uid).copied();
+            if self.own_cgroup.is_none() && !self.attached {
+                out.waiting_for = Some(format!(
+                    "the agent's own pod cgroup (--pod-uid {uid}) under {}",
+                    kubepods.display()
+                ));
+                out.retry_soon = true;
+                return out;
+            }
+        }
+        if !self.attached
+            && !self.own_entry_published
+            && let Some(own) = self.own_cgroup
+            && let Err(e) = self.publish_own_entry(own)
+        {
+            out.waiting_for = Some(format!("entering the agent's own cgroup: {e:#}"));
+            out.retry_soon = true;
+            return out;
         }
         if let Some(missing) = Source::ALL.iter().find(|s| !self.inputs.listed.contains(s)) {
             out.waiting_for = Some(format!("the first list of {}s", missing.name()));
@@ -596,11 +629,29 @@ impl Agent {
                 "no inotify on the pod cgroups: new pods are found by the periodic resync only"
             ),
         }
-        self.own_cgroup = cgroupfs::own_cgroup(&self.mount)
-            .ok()
-            .filter(|own| own.starts_with(&dir))
-            .and_then(|own| cgroupfs::cgroup_id(&own).ok());
+        if self.pod_uid.is_none() {
+            self.own_cgroup = cgroupfs::own_cgroup(&self.mount)
+                .ok()
+                .filter(|own| own.starts_with(&dir))
+                .and_then(|own| cgroupfs::cgroup_id(&own).ok());
+        }
         self.kubepods = Some((dir, driver));
+    }
+
+    /// Before anything else is known: the programs a previous agent left attached
+    /// enforce its tables, where this agent's (new) pod cgroup is unknown. Enter it as
+    /// host traffic in this ABI's live tables (one flip) and in any other ABI's, so
+    /// the agent's own API traffic passes while it rebuilds the state.
+    fn publish_own_entry(&mut self, own: u64) -> Result<()> {
+        if self.datapath.tables.publish_host_entry(own)? {
+            tracing::info!(
+                cgroup_id = own,
+                "the agent's own pod cgroup entered in the pinned tables (host traffic)"
+            );
+        }
+        crate::datapath::upgrade::host_entry_in_other_versions(&self.layout, own)?;
+        self.own_entry_published = true;
+        Ok(())
     }
 
     fn attach(&mut self, kubepods: &Path) -> Result<()> {

@@ -13,7 +13,7 @@ use super::cluster_tables::ClusterTables;
 use super::local_pods::LocalPod;
 use crate::desired::{self, DesiredState};
 use crate::status::PendingPod;
-use palisade_abi::{EndpointInfo, NodeConfig, reserved};
+use palisade_abi::{EndpointInfo, NodeConfig};
 use palisade_crds::publication::NodePolicyContent;
 use palisade_policy::compile::tables::{CompiledCluster, NodeTables, TableRef};
 use palisade_policy::model::ObjectRef;
@@ -78,12 +78,7 @@ pub struct Plan {
 }
 
 /// The entry of a cgroup that enforces nothing (host traffic).
-const HOST_ENTRY: EndpointInfo = EndpointInfo {
-    identity: reserved::HOST,
-    policy_id: 0,
-    flags: 0,
-    _pad: 0,
-};
+const HOST_ENTRY: EndpointInfo = EndpointInfo::HOST_TRAFFIC;
 
 pub fn plan(inputs: &PlanInputs) -> Plan {
     let compiled = compiled_cluster(inputs.node, inputs.node_policy, inputs.tables);

@@ -176,6 +176,19 @@ impl Lab {
         port: u16,
         timeout: Duration,
     ) -> Result<HeldConnection> {
+        self.hold_from_cgroup(from, &from.container_cgroup_dir(), to, port, timeout)
+    }
+
+    /// Like [`hold`](Self::hold), from `cgroup` (a pod's cgroup elsewhere, such as a
+    /// kubelet-style tree) in the pod's network namespace.
+    pub fn hold_from_cgroup(
+        &self,
+        from: &PodHandle,
+        cgroup: &Path,
+        to: IpAddr,
+        port: u16,
+        timeout: Duration,
+    ) -> Result<HeldConnection> {
         let (to_text, port_text) = (to.to_string(), port.to_string());
         let timeout_ms = timeout.as_millis().max(1).to_string();
         let args = [
@@ -189,10 +202,9 @@ impl Lab {
             "--timeout-ms",
             &timeout_ms,
         ];
-        let container = from.container_cgroup_dir();
         let placement = Placement {
             netns: &from.netns,
-            cgroup: Some(&container),
+            cgroup: Some(cgroup),
         };
         let (child, pidfd) = self.start(&self.netprobe, &args, placement)?;
         let description = format!("held connection from pod {} to tcp {to}:{port}", from.name);

@@ -15,6 +15,8 @@ use palisade_lab::harness::{binaries, http};
 use palisade_lab::{Lab, PodHandle};
 use serde_json::{Value, json};
 use std::net::{SocketAddr, TcpListener};
+use std::os::fd::AsRawFd;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -139,6 +141,11 @@ impl Cluster {
 
     /// Writes a kubeconfig for the double.
     pub fn kubeconfig(&self, path: &Path) -> Result<()> {
+        self.kubeconfig_at(path, &self.double.url())
+    }
+
+    /// Writes a kubeconfig naming `server` (a relay to the double).
+    pub fn kubeconfig_at(&self, path: &Path, server: &str) -> Result<()> {
         std::fs::write(
             path,
             format!(
@@ -146,7 +153,7 @@ impl Cluster {
                  users: [{{name: u, user: {{}}}}]\n\
                  contexts: [{{name: c, context: {{cluster: d, user: u, namespace: default}}}}]\n\
                  current-context: c\n",
-                self.double.url()
+                server
             ),
         )?;
         Ok(())
@@ -230,11 +237,26 @@ impl KubeletTree {
     }
 }
 
+/// Where an agent runs as a pod would: a lab pod's network namespace and a cgroup of
+/// the kubelet tree, with that pod's UID as `--pod-uid`.
+#[derive(Clone, Debug)]
+pub struct InPod {
+    /// The network namespace's name (under /run/netns).
+    pub netns: String,
+    /// The container cgroup the agent's process is moved into.
+    pub cgroup: PathBuf,
+    pub pod_uid: String,
+    /// `--health-addr` and `--metrics-addr`: addresses of the pod.
+    pub health_addr: SocketAddr,
+    pub metrics_addr: SocketAddr,
+}
+
 /// `palisade-agent kubernetes`, killed and its pins removed on drop.
 pub struct AgentProcess {
     child: Option<Child>,
     binary: PathBuf,
     args: Vec<String>,
+    in_pod: Option<InPod>,
     pub pin_path: PathBuf,
     pub health: SocketAddr,
     pub metrics: SocketAddr,
@@ -247,6 +269,12 @@ fn free_addr() -> Result<SocketAddr> {
 
 impl AgentProcess {
     pub fn start(id: &str, node: &str, kubeconfig: &Path, cgroup_root: &Path) -> Result<Self> {
+        let mut agent = Self::start_stopped(id, node, kubeconfig, cgroup_root)?;
+        agent.spawn()?;
+        Ok(agent)
+    }
+
+    fn start_stopped(id: &str, node: &str, kubeconfig: &Path, cgroup_root: &Path) -> Result<Self> {
         let binary = binaries::agent()?;
         let pin_path = PathBuf::from(format!("/sys/fs/bpf/palisade-test-k8s-{id}"));
         // The agent refuses a --pin-path whose parent is not a bpffs (it never mounts
@@ -266,23 +294,37 @@ impl AgentProcess {
             &cgroup_root.display().to_string(),
             "--pin-path",
             &pin_path.display().to_string(),
-            "--health-addr",
-            &health.to_string(),
-            "--metrics-addr",
-            &metrics.to_string(),
         ]
         .iter()
         .map(|a| a.to_string())
         .collect();
-        let mut agent = AgentProcess {
+        Ok(AgentProcess {
             child: None,
             binary,
             args,
+            in_pod: None,
             pin_path,
             health,
             metrics,
             log,
-        };
+        })
+    }
+
+    /// Like [`start`](Self::start), running in a pod's network namespace and cgroup
+    /// (`kubeconfig` must then name an address reachable from there). `health` and
+    /// `metrics` are where the test reaches the agent's endpoints (relays to the
+    /// pod's addresses in `in_pod`).
+    pub fn start_in_pod(
+        id: &str,
+        node: &str,
+        kubeconfig: &Path,
+        cgroup_root: &Path,
+        in_pod: InPod,
+        (health, metrics): (SocketAddr, SocketAddr),
+    ) -> Result<Self> {
+        let mut agent = Self::start_stopped(id, node, kubeconfig, cgroup_root)?;
+        agent.in_pod = Some(in_pod);
+        (agent.health, agent.metrics) = (health, metrics);
         agent.spawn()?;
         Ok(agent)
     }
@@ -292,13 +334,58 @@ impl AgentProcess {
             .create(true)
             .append(true)
             .open(&self.log)?;
-        let child = Command::new(&self.binary)
+        let mut command = Command::new(&self.binary);
+        command
             .args(&self.args)
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
-            .stderr(log)
+            .stderr(log);
+        // Opened before the fork, used between fork and exec, closed on exec.
+        let mut placement = None;
+        let (health, metrics) = match &self.in_pod {
+            Some(pod) => (pod.health_addr, pod.metrics_addr),
+            None => (self.health, self.metrics),
+        };
+        command.args([
+            "--health-addr",
+            &health.to_string(),
+            "--metrics-addr",
+            &metrics.to_string(),
+        ]);
+        if let Some(pod) = &self.in_pod {
+            command.args(["--pod-uid", &pod.pod_uid]);
+            let netns = std::fs::File::open(format!("/run/netns/{}", pod.netns))
+                .with_context(|| format!("opening netns {}", pod.netns))?;
+            let procs = std::fs::OpenOptions::new()
+                .write(true)
+                .open(pod.cgroup.join("cgroup.procs"))
+                .with_context(|| format!("opening {}/cgroup.procs", pod.cgroup.display()))?;
+            placement = Some((netns, procs));
+        }
+        let fds = placement
+            .as_ref()
+            .map(|(netns, procs)| (netns.as_raw_fd(), procs.as_raw_fd()));
+        // SAFETY: only async-signal-safe calls (prctl, setns, write) run in the child.
+        unsafe {
+            command.pre_exec(move || {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                if let Some((netns, procs)) = fds {
+                    if libc::setns(netns, libc::CLONE_NEWNET) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    if libc::write(procs, b"0".as_ptr().cast(), 1) != 1 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                }
+                Ok(())
+            });
+        }
+        let child = command
             .spawn()
             .with_context(|| format!("starting {}", self.binary.display()))?;
+        drop(placement);
         self.child = Some(child);
         Ok(())
     }
@@ -315,6 +402,14 @@ impl AgentProcess {
     /// Starts the agent again after [`kill`](Self::kill): same pins, same ports.
     pub fn restart(&mut self) -> Result<()> {
         ensure!(self.child.is_none(), "the agent is still running");
+        self.spawn()
+    }
+
+    /// Starts the agent again in another pod (a DaemonSet's replacement pod: new UID,
+    /// new cgroup): same pins, same ports.
+    pub fn restart_in_pod(&mut self, in_pod: InPod) -> Result<()> {
+        ensure!(self.child.is_none(), "the agent is still running");
+        self.in_pod = Some(in_pod);
         self.spawn()
     }
 
