@@ -14,6 +14,7 @@
 
 pub mod definitions;
 pub mod files;
+mod integer_keys;
 pub mod publication;
 pub mod render;
 pub mod status;

@@ -84,8 +84,10 @@ pub struct NodePolicyContent {
     pub host_addresses: Vec<std::net::IpAddr>,
     pub endpoints: Vec<EndpointEntry>,
     /// Node-local policy id -> its table (the rows and DNS rules).
+    #[serde(deserialize_with = "crate::integer_keys::deserialize")]
     pub policy_tables: BTreeMap<u32, PolicyTable>,
     /// Rule index (the `rule_ref` of rows) -> the rule, for every rule the tables cite.
+    #[serde(deserialize_with = "crate::integer_keys::deserialize")]
     pub rules: BTreeMap<u32, RuleInfo>,
 }
 

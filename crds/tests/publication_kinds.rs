@@ -53,6 +53,24 @@ fn specs_round_trip_in_camel_case() {
         serde_json::from_value::<NodePolicySpec>(value).unwrap(),
         spec
     );
+    // Integer map keys (JSON strings) behind the flattened content read from a Value.
+    let mut with_tables = spec.clone();
+    with_tables
+        .content
+        .policy_tables
+        .insert(7, Default::default());
+    let value = serde_json::to_value(&with_tables).unwrap();
+    assert!(value["policyTables"]["7"].is_object(), "{value}");
+    assert_eq!(
+        serde_json::from_value::<NodePolicySpec>(value).unwrap(),
+        with_tables
+    );
+    let bad = json!({"generation": 1, "contentHash": "h", "hostAddresses": [], "endpoints": [],
+                     "policyTables": {"x": {"rows": []}}, "rules": {}});
+    let err = serde_json::from_value::<NodePolicySpec>(bad)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("\"x\" is not an unsigned integer"), "{err}");
     let status: NodePolicyStatus =
         serde_json::from_value(json!({"appliedGeneration": 2, "appliedHash": "x"})).unwrap();
     assert_eq!(status.applied_generation, Some(2));

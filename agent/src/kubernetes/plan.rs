@@ -14,9 +14,10 @@ use super::local_pods::LocalPod;
 use crate::desired::{self, DesiredState};
 use crate::status::PendingPod;
 use palisade_abi::{EndpointInfo, NodeConfig};
-use palisade_crds::publication::NodePolicyContent;
+use palisade_crds::publication::{NodePolicyContent, NodePolicySpec};
 use palisade_policy::compile::tables::{CompiledCluster, NodeTables, TableRef};
 use palisade_policy::model::ObjectRef;
+use serde::Deserialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
@@ -28,23 +29,13 @@ pub struct NodePolicyInput {
     pub content: NodePolicyContent,
 }
 
-/// Reads a NodePolicy's `spec`. The content is read from text: serde cannot read the
-/// integer map keys (`policyTables`, `rules`, written as JSON strings) from a
-/// `serde_json::Value`, nor through the spec type's flattened field.
+/// Reads a NodePolicy's `spec`.
 pub fn parse_node_policy(spec: &serde_json::Value) -> Result<NodePolicyInput, String> {
-    let generation = spec["generation"]
-        .as_i64()
-        .ok_or("generation: missing or not an integer")?;
-    let content_hash = spec["contentHash"]
-        .as_str()
-        .ok_or("contentHash: missing or not a string")?
-        .to_string();
-    let content: NodePolicyContent =
-        serde_json::from_str(&spec.to_string()).map_err(|e| e.to_string())?;
+    let spec = NodePolicySpec::deserialize(spec).map_err(|e| e.to_string())?;
     Ok(NodePolicyInput {
-        generation,
-        content_hash,
-        content,
+        generation: spec.generation,
+        content_hash: spec.content_hash,
+        content: spec.content,
     })
 }
 
