@@ -121,6 +121,15 @@ fn set_up(driver: Driver) -> Result<Setup> {
     })
 }
 
+/// The NodePolicy's status condition of `type_`.
+fn node_policy_condition(cluster: &Cluster, type_: &str) -> Option<serde_json::Value> {
+    cluster.node_policy()["status"]["conditions"]
+        .as_array()?
+        .iter()
+        .find(|c| c["type"] == type_)
+        .cloned()
+}
+
 impl Setup {
     /// Whether a TCP connection from `from`'s container to the db gets through.
     fn reaches_db(&self, from: &KubePod) -> Result<bool> {
@@ -151,11 +160,15 @@ impl Setup {
     }
 
     fn wait_programmed(&mut self, pods: &[&str]) -> Result<()> {
+        self.wait_condition(pods, "True")
+    }
+
+    fn wait_condition(&mut self, pods: &[&str], status: &str) -> Result<()> {
         let cluster = &self.cluster;
         self.agent
-            .wait_for("pod conditions PolicyProgrammed=True", |_| {
+            .wait_for(&format!("pod conditions PolicyProgrammed={status}"), |_| {
                 pods.iter()
-                    .all(|p| cluster.programmed(p).as_deref() == Some("True"))
+                    .all(|p| cluster.programmed(p).as_deref() == Some(status))
             })
     }
 
@@ -167,6 +180,9 @@ impl Setup {
             policy["status"]["appliedGeneration"] == policy["spec"]["generation"]
                 && policy["status"]["appliedHash"] == policy["spec"]["contentHash"]
                 && policy["spec"]["generation"].is_i64()
+                && node_policy_condition(cluster, "Applied").is_some_and(|c| {
+                    c["status"] == "True" && c["observedGeneration"] == policy["spec"]["generation"]
+                })
         })
     }
 }
@@ -202,8 +218,22 @@ fn systemd_layout_enforces_reports_and_switches_off() -> Result<()> {
         metrics.contains("palisade_agent_enforcement_enabled 0"),
         "{metrics}"
     );
+    // Not fenced in any more: the readiness gate turns False, the NodePolicy says why.
+    s.wait_condition(&["db", "client", "other", "late"], "False")?;
+    let cluster = &s.cluster;
+    s.agent
+        .wait_for("NodePolicy condition Enforcing=False", |_| {
+            node_policy_condition(cluster, "Enforcing").is_some_and(|c| {
+                c["status"] == "False"
+                    && c["reason"] == "SwitchedOff"
+                    && c["message"]
+                        .as_str()
+                        .is_some_and(|m| m.contains("palisade-agent enforcement off"))
+            })
+        })?;
     s.agent.switch("on")?;
     s.expect(&s.other, false, "enforcement on again")?;
+    s.wait_condition(&["db", "client", "other", "late"], "True")?;
 
     // The Node label does the same through the API.
     s.cluster.label_node(Some("off"))?;

@@ -1,43 +1,34 @@
 //! What the agent writes to the API: its NodePolicy's status (the generation and hash
-//! it has in the kernel; merge patch on the `status` subresource) and the
-//! `palisade.dev/PolicyProgrammed` condition of each local pod whose entry is in the
-//! kernel (strategic merge patch on `pods/status`, which merges conditions by type).
-//! The bodies are built by pure functions; the sends are the I/O edge.
+//! it has in the kernel and its conditions; merge patch on the `status` subresource)
+//! and the `palisade.dev/PolicyProgrammed` condition of its pods (strategic merge
+//! patch on `pods/status`, which merges conditions by type). What to write is decided
+//! in `conditions`; the bodies are built by pure functions; the sends are the I/O edge.
 
+use super::conditions::Wanted;
 use super::local_pods::PROGRAMMED_CONDITION;
 use super::watch::{Source, api_resource};
 use anyhow::{Context, Result};
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
+use palisade_crds::publication::NodePolicyStatus;
 use serde_json::{Value, json};
 
 /// The field manager of every write.
 pub const FIELD_MANAGER: &str = "palisade-agent";
 
-/// The NodePolicy status body for what is in the kernel.
-pub fn node_policy_status(generation: i64, hash: &str) -> Value {
-    json!({"status": {"appliedGeneration": generation, "appliedHash": hash}})
+/// The NodePolicy status body (a merge patch: the conditions list is replaced whole;
+/// the agent owns it).
+pub fn node_policy_status(status: &NodePolicyStatus) -> Value {
+    json!({ "status": status })
 }
 
-/// The pod status body setting the PolicyProgrammed condition to True. `now` is an
-/// RFC 3339 time; `host_network` pods get their own reason (no policy applies to host
-/// traffic).
-pub fn programmed_condition(now: &str, host_network: bool) -> Value {
-    let (reason, message) = if host_network {
-        (
-            "HostNetwork",
-            "host-network pod: its traffic is the node's, which palisade does not enforce",
-        )
-    } else {
-        (
-            "Programmed",
-            "the pod's policy is in the node's kernel tables",
-        )
-    };
+/// The pod status body setting the PolicyProgrammed condition as `want` says. `now`
+/// is an RFC 3339 time.
+pub fn programmed_condition(now: &str, want: &Wanted) -> Value {
     json!({"status": {"conditions": [{
         "type": PROGRAMMED_CONDITION,
-        "status": "True",
-        "reason": reason,
-        "message": message,
+        "status": if want.status { "True" } else { "False" },
+        "reason": want.reason,
+        "message": want.message,
         "lastTransitionTime": now,
     }]}})
 }
@@ -45,15 +36,14 @@ pub fn programmed_condition(now: &str, host_network: bool) -> Value {
 pub async fn write_node_policy_status(
     client: &kube::Client,
     node: &str,
-    generation: i64,
-    hash: &str,
+    status: &NodePolicyStatus,
 ) -> Result<()> {
     let (resource, _) = Source::NodePolicy.resource(node);
     let api: Api<DynamicObject> = Api::all_with(client.clone(), &resource);
     api.patch_status(
         node,
         &patch_params(),
-        &Patch::Merge(node_policy_status(generation, hash)),
+        &Patch::Merge(node_policy_status(status)),
     )
     .await
     .with_context(|| format!("writing NodePolicy {node} status"))?;
@@ -101,19 +91,25 @@ mod tests {
 
     #[test]
     fn bodies_have_the_api_shapes() {
+        let status = NodePolicyStatus {
+            applied_generation: Some(4),
+            applied_hash: Some("abc".into()),
+            conditions: vec![],
+        };
         assert_eq!(
-            node_policy_status(4, "abc"),
+            node_policy_status(&status),
             json!({"status": {"appliedGeneration": 4, "appliedHash": "abc"}})
         );
-        let body = programmed_condition("2026-01-01T00:00:00Z", false);
+        let want = Wanted {
+            status: false,
+            reason: "EnforcementOff",
+            message: "off".into(),
+        };
+        let body = programmed_condition("2026-01-01T00:00:00Z", &want);
         let condition = &body["status"]["conditions"][0];
         assert_eq!(condition["type"], PROGRAMMED_CONDITION);
-        assert_eq!(condition["status"], "True");
-        assert_eq!(condition["reason"], "Programmed");
-        assert_eq!(
-            programmed_condition("t", true)["status"]["conditions"][0]["reason"],
-            "HostNetwork"
-        );
+        assert_eq!(condition["status"], "False");
+        assert_eq!(condition["reason"], "EnforcementOff");
         assert!(now_rfc3339().ends_with('Z'));
     }
 }

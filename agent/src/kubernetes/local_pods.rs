@@ -1,7 +1,7 @@
 //! The pods bound to this node, as the agent needs them: UID (to find the pod's cgroup),
 //! namespace/name (how the NodePolicy names endpoints), addresses (the socket hooks'
-//! own-address check), host networking, and whether the pod already carries the
-//! `palisade.dev/PolicyProgrammed` condition. Pure: parsed from the Pod's JSON.
+//! own-address check), host networking, and the `palisade.dev/PolicyProgrammed`
+//! condition it carries. Pure: parsed from the Pod's JSON.
 
 use palisade_policy::model::ObjectRef;
 use serde_json::Value;
@@ -19,10 +19,25 @@ pub struct LocalPod {
     pub host_network: bool,
     /// `status.podIPs` (or `status.podIP`), canonical.
     pub ips: Vec<IpAddr>,
-    /// `status.conditions` has `palisade.dev/PolicyProgrammed` = True.
-    pub programmed: bool,
+    /// `status.conditions`' `palisade.dev/PolicyProgrammed`, if present.
+    pub condition: Option<SeenCondition>,
     /// `status.phase` is Succeeded or Failed: its containers are gone.
     pub finished: bool,
+}
+
+/// A pod's `palisade.dev/PolicyProgrammed` condition as the API shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SeenCondition {
+    /// `status` is `True`.
+    pub status: bool,
+    pub reason: String,
+}
+
+impl LocalPod {
+    /// The pod shows `palisade.dev/PolicyProgrammed=True`.
+    pub fn programmed(&self) -> bool {
+        self.condition.as_ref().is_some_and(|c| c.status)
+    }
 }
 
 /// The pod a Pod object describes; None if it has no UID or name (not a stored pod).
@@ -49,18 +64,22 @@ pub fn parse(object: &Value) -> Option<LocalPod> {
     {
         ips.push(ip.to_canonical());
     }
-    let programmed = status["conditions"]
+    let condition = status["conditions"]
         .as_array()
         .into_iter()
         .flatten()
-        .any(|c| c["type"] == PROGRAMMED_CONDITION && c["status"] == "True");
+        .find(|c| c["type"] == PROGRAMMED_CONDITION)
+        .map(|c| SeenCondition {
+            status: c["status"] == "True",
+            reason: c["reason"].as_str().unwrap_or("").to_string(),
+        });
     let phase = status["phase"].as_str().unwrap_or("");
     Some(LocalPod {
         uid,
         pod: ObjectRef { namespace, name },
         host_network: object["spec"]["hostNetwork"].as_bool().unwrap_or(false),
         ips,
-        programmed,
+        condition,
         finished: matches!(phase, "Succeeded" | "Failed"),
     })
 }
@@ -82,7 +101,7 @@ mod tests {
         .unwrap();
         assert_eq!(pod.pod.to_string(), "shop/web-1");
         assert_eq!(pod.ips.len(), 2);
-        assert!(pod.programmed && !pod.host_network && !pod.finished);
+        assert!(pod.programmed() && !pod.host_network && !pod.finished);
 
         let host = parse(&json!({
             "metadata": {"name": "agent", "namespace": "kube-system", "uid": "u-2"},
@@ -91,7 +110,8 @@ mod tests {
                        "conditions": [{"type": PROGRAMMED_CONDITION, "status": "False"}]}
         }))
         .unwrap();
-        assert!(host.host_network && host.finished && !host.programmed);
+        assert!(host.host_network && host.finished && !host.programmed());
+        assert_eq!(host.condition.map(|c| c.status), Some(false));
         assert_eq!(host.ips, ["192.168.0.1".parse::<IpAddr>().unwrap()]);
         assert_eq!(parse(&json!({"metadata": {"name": "x"}})), None);
     }

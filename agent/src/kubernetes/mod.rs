@@ -14,6 +14,7 @@
 
 mod api_writes;
 pub mod cluster_tables;
+mod conditions;
 pub mod local_pods;
 mod metrics;
 pub mod plan;
@@ -194,7 +195,7 @@ pub async fn run(opts: Options) -> Result<()> {
         applied: None,
         attached: false,
         ready: false,
-        patched: BTreeSet::new(),
+        patched: BTreeMap::new(),
         last_apply_seconds: None,
     };
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
@@ -398,8 +399,9 @@ struct Agent {
     applied: Option<Applied>,
     attached: bool,
     ready: bool,
-    /// Pods whose condition this agent wrote (until the watch shows it).
-    patched: BTreeSet<String>,
+    /// Pods whose condition this agent wrote, with the (status, reason) written,
+    /// until the watch shows it.
+    patched: BTreeMap<String, (bool, &'static str)>,
     last_apply_seconds: Option<f64>,
 }
 
@@ -492,85 +494,74 @@ impl Agent {
             .applied
             .as_ref()
             .is_some_and(|a| a.desired == plan.desired);
-        if !unchanged {
-            let started = Instant::now();
-            match self.datapath.tables.apply(&plan.desired) {
-                Ok(stats) => {
-                    let seconds = started.elapsed().as_secs_f64();
-                    self.metrics.apply_seconds.observe(seconds);
-                    self.metrics.applies.inc();
-                    self.last_apply_seconds = Some(seconds);
-                    tracing::info!(
-                        generation = stats.generation,
-                        node_policy_generation = policy.generation,
-                        written = stats.written,
-                        deleted = stats.deleted,
-                        endpoints = plan.endpoints,
-                        seconds,
-                        "policy published"
-                    );
-                    self.record_names(&plan, stats.generation);
-                }
-                Err(e) => {
-                    out.waiting_for = Some(format!("publishing to the kernel: {e:#}"));
-                    out.retry_soon = true;
-                    return out;
-                }
-            }
-            if !self.attached {
-                // Tables first, programs second: the first packet sees policy.
-                match self.attach(&kubepods) {
-                    Ok(()) => self.attached = true,
-                    Err(e) => {
-                        out.waiting_for = Some(format!("attaching the programs: {e:#}"));
-                        out.retry_soon = true;
-                        return out;
-                    }
-                }
-            }
+        let kernel_error = if unchanged {
+            None
+        } else {
+            self.publish(&plan, &policy, &kubepods).err()
+        };
+        if let Some(error) = &kernel_error {
+            out.waiting_for = Some(error.clone());
+            out.retry_soon = true;
+        } else {
+            self.applied = Some(Applied {
+                generation: policy.generation,
+                hash: policy.content_hash.clone(),
+                desired: plan.desired.clone(),
+            });
+            self.ready = true;
+            self.metrics.applied_generation.set(policy.generation);
         }
-        self.applied = Some(Applied {
-            generation: policy.generation,
-            hash: policy.content_hash.clone(),
-            desired: plan.desired,
-        });
-        self.ready = true;
-        self.metrics.applied_generation.set(policy.generation);
 
         // The writes back: NodePolicy status, then pod conditions.
-        let status = &self.inputs.node_policy_status;
-        if status.applied_generation != Some(policy.generation)
-            || status.applied_hash.as_deref() != Some(policy.content_hash.as_str())
-        {
-            match api_writes::write_node_policy_status(
-                &self.client,
-                &self.node,
-                policy.generation,
-                &policy.content_hash,
-            )
-            .await
-            {
-                Ok(()) => {
-                    self.inputs.node_policy_status.applied_generation = Some(policy.generation);
-                    self.inputs.node_policy_status.applied_hash = Some(policy.content_hash);
-                }
+        let switch = self.switch.state().unwrap_or_default();
+        let now = api_writes::now_rfc3339();
+        let wanted = [
+            (
+                conditions::APPLIED,
+                conditions::applied_condition(&plan, kernel_error.as_deref()),
+            ),
+            (
+                conditions::ENFORCING,
+                conditions::enforcing_condition(switch.command_off, switch.node_label_off),
+            ),
+        ];
+        let applied = self
+            .applied
+            .as_ref()
+            .map(|a| (a.generation, a.hash.as_str()));
+        if let Some(status) = conditions::node_policy_status(
+            &self.inputs.node_policy_status,
+            applied,
+            policy.generation,
+            &wanted,
+            &now,
+        ) {
+            match api_writes::write_node_policy_status(&self.client, &self.node, &status).await {
+                Ok(()) => self.inputs.node_policy_status = status,
                 Err(e) => {
                     out.api_error = Some(format!("{e:#}"));
                     out.retry_soon = true;
                 }
             }
         }
-        self.patched
-            .retain(|uid| self.inputs.pods.get(uid).is_some_and(|p| !p.programmed));
-        let now = api_writes::now_rfc3339();
-        for uid in &plan.covered {
-            let Some(pod) = self.inputs.pods.get(uid) else {
-                continue;
-            };
-            if pod.programmed || self.patched.contains(uid) {
+        if kernel_error.is_some() {
+            return out;
+        }
+        // What was patched stays remembered until the watch shows it.
+        self.patched.retain(|uid, sent| {
+            self.inputs.pods.get(uid).is_some_and(|p| {
+                p.condition
+                    .as_ref()
+                    .is_none_or(|seen| (seen.status, seen.reason.as_str()) != *sent)
+            })
+        });
+        for (uid, want) in conditions::pod_conditions(&plan, &self.inputs.pods, switch.enforcing())
+        {
+            if self.patched.get(&uid) == Some(&want.key()) {
                 continue;
             }
-            let body = api_writes::programmed_condition(&now, pod.host_network);
+            let pod = &self.inputs.pods[&uid];
+            let body = api_writes::programmed_condition(&now, &want);
             match api_writes::write_pod_condition(
                 &self.client,
                 &pod.pod.namespace,
@@ -580,8 +571,8 @@ impl Agent {
             .await
             {
                 Ok(()) => {
-                    tracing::info!(pod = %pod.pod, "pod condition PolicyProgrammed set");
-                    self.patched.insert(uid.clone());
+                    tracing::info!(pod = %pod.pod, status = want.status, reason = want.reason, "pod condition PolicyProgrammed written");
+                    self.patched.insert(uid, want.key());
                 }
                 Err(e) => {
                     out.api_error = Some(format!("{e:#}"));
@@ -590,6 +581,43 @@ impl Agent {
             }
         }
         out
+    }
+
+    /// Writes the plan's state to the kernel (and attaches the programs the first
+    /// time); the error says what failed.
+    fn publish(
+        &mut self,
+        plan: &plan::Plan,
+        policy: &NodePolicyInput,
+        kubepods: &Path,
+    ) -> std::result::Result<(), String> {
+        let started = Instant::now();
+        let stats = self
+            .datapath
+            .tables
+            .apply(&plan.desired)
+            .map_err(|e| format!("publishing to the kernel: {e:#}"))?;
+        let seconds = started.elapsed().as_secs_f64();
+        self.metrics.apply_seconds.observe(seconds);
+        self.metrics.applies.inc();
+        self.last_apply_seconds = Some(seconds);
+        tracing::info!(
+            generation = stats.generation,
+            node_policy_generation = policy.generation,
+            written = stats.written,
+            deleted = stats.deleted,
+            endpoints = plan.endpoints,
+            seconds,
+            "policy published"
+        );
+        self.record_names(plan, stats.generation);
+        if !self.attached {
+            // Tables first, programs second: the first packet sees policy.
+            self.attach(kubepods)
+                .map_err(|e| format!("attaching the programs: {e:#}"))?;
+            self.attached = true;
+        }
+        Ok(())
     }
 
     /// Sets or clears the label's switch bit to match the Node's label (never the
@@ -779,7 +807,7 @@ impl Agent {
                 .as_ref()
                 .map(|(_, d)| format!("{d:?}").to_lowercase()),
             pods: self.inputs.pods.len(),
-            programmed_pods: self.inputs.pods.values().filter(|p| p.programmed).count(),
+            programmed_pods: self.inputs.pods.values().filter(|p| p.programmed()).count(),
             last_apply_seconds: self.last_apply_seconds,
         });
     }

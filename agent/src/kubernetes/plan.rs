@@ -177,7 +177,7 @@ mod tests {
                 },
                 host_network,
                 ips: vec![ip.parse().unwrap()],
-                programmed: false,
+                condition: None,
                 finished: false,
             },
         )
