@@ -1,7 +1,7 @@
 //! The agent's observable state, shared by the reconcile loop (writer) and the
 //! health server and event reader (readers).
 
-use palisade_policy::compile::tables::CompiledCluster;
+use palisade_policy::compile::tables::{CompiledCluster, RuleInfo};
 use palisade_policy::model::{Direction, ObjectRef};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -181,12 +181,24 @@ pub struct EventNames {
 pub struct GenerationNames {
     /// Its rule table (`rule_ref` indexes `compiled.rules`).
     pub compiled: Arc<CompiledCluster>,
+    /// The rules by `rule_ref`, where only the cited ones are known (Kubernetes mode:
+    /// the NodePolicy's `rules`); consulted before `compiled.rules`.
+    pub rules: BTreeMap<u32, RuleInfo>,
     /// For an isolation default (no rule): the NetworkPolicies isolating each local
     /// pod in each direction.
     pub isolating: BTreeMap<(ObjectRef, Direction), Vec<ObjectRef>>,
     /// For a socket control's refusal: the EgressPolicies behind each local pod's
     /// socket controls.
     pub socket_policies: BTreeMap<ObjectRef, Vec<ObjectRef>>,
+}
+
+impl GenerationNames {
+    /// The rule a flow event's `rule_ref` names.
+    pub fn rule(&self, rule_ref: u32) -> Option<&RuleInfo> {
+        self.rules
+            .get(&rule_ref)
+            .or_else(|| self.compiled.rules.get(rule_ref as usize))
+    }
 }
 
 #[derive(Clone, Default)]

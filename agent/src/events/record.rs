@@ -235,9 +235,7 @@ fn decided_by(
     };
     if event.rule_ref != RULE_REF_DEFAULT {
         return generation
-            .compiled
-            .rules
-            .get(event.rule_ref as usize)
+            .rule(event.rule_ref)
             .map(|r| DecidedBy {
                 side: r.direction.as_str().into(),
                 tier: r.tier.clone(),
@@ -348,9 +346,42 @@ mod tests {
                 socket_policies: [(pod("tenant", "client"), vec![pod("tenant", "locked")])]
                     .into_iter()
                     .collect(),
+                rules: std::collections::BTreeMap::new(),
             }),
         );
         names
+    }
+
+    #[test]
+    fn a_rule_known_only_by_its_reference_is_named() {
+        // Kubernetes mode: the NodePolicy carries only the rules its tables cite, by
+        // their cluster-wide reference.
+        let mut names = names();
+        let mut generation = (*names.generations[&4]).clone();
+        generation.compiled = Arc::new(CompiledCluster::default());
+        let mut rule = names.generations[&4].compiled.rules[0].clone();
+        rule.name = "from-the-node-policy".into();
+        generation.rules.insert(9_000, rule);
+        names.generations.insert(4, Arc::new(generation));
+        let r = FlowRecord::resolve(
+            &FlowEvent {
+                rule_ref: 9_000,
+                ..event()
+            },
+            &names,
+            "t".into(),
+        );
+        assert_eq!(r.decided_by.len(), 1);
+        assert_eq!(r.decided_by[0].name, "from-the-node-policy");
+        let unknown = FlowRecord::resolve(
+            &FlowEvent {
+                rule_ref: 9_001,
+                ..event()
+            },
+            &names,
+            "t".into(),
+        );
+        assert!(unknown.decided_by.is_empty());
     }
 
     #[test]

@@ -610,7 +610,7 @@ impl Agent {
             seconds,
             "policy published"
         );
-        self.record_names(plan, stats.generation);
+        self.record_names(plan, stats.generation, &policy.content.rules);
         if !self.attached {
             // Tables first, programs second: the first packet sees policy.
             self.attach(kubepods)
@@ -693,7 +693,12 @@ impl Agent {
     }
 
     /// Names for flow events of this generation.
-    fn record_names(&self, plan: &plan::Plan, generation: u32) {
+    fn record_names(
+        &self,
+        plan: &plan::Plan,
+        generation: u32,
+        rules: &BTreeMap<u32, palisade_policy::compile::tables::RuleInfo>,
+    ) {
         let mut names = self.shared.names.write().expect("names lock");
         names.pods_by_cgroup = plan.pods_by_cgroup.clone();
         names.pods_by_ip = self
@@ -707,6 +712,7 @@ impl Agent {
             generation,
             Arc::new(GenerationNames {
                 compiled: Arc::new(plan.compiled.clone()),
+                rules: rules.clone(),
                 ..Default::default()
             }),
         );

@@ -218,6 +218,7 @@ fn record_success(shared: &Shared, report: PassReport, warned: &mut BTreeSet<Pen
                 compiled: report.compiled.clone(),
                 isolating: report.isolating.as_ref().clone(),
                 socket_policies: report.socket_policies.as_ref().clone(),
+                rules: BTreeMap::new(),
             }),
         );
         while names.generations.len() > 2 {
