@@ -43,7 +43,7 @@ pub const FULL: Scale = Scale {
 };
 
 /// Kills the controller (by its pid) however the benchmark ends.
-struct Controller(Child);
+pub(crate) struct Controller(pub(crate) Child);
 
 impl Drop for Controller {
     fn drop(&mut self) {
@@ -90,27 +90,7 @@ pub fn run(
         .enable_all()
         .build()?;
     let _entered = runtime.enter();
-    let double = runtime.block_on(ApiServerDouble::start_with(Options {
-        bookmark_interval: Duration::from_secs(1),
-        ..Options::default()
-    }))?;
-    double.register(ResourceType::custom(
-        GROUP,
-        "v1alpha1",
-        "clustertables",
-        "ClusterTable",
-        Scope::Cluster,
-    ));
-    double.register(
-        ResourceType::custom(
-            GROUP,
-            "v1alpha1",
-            NODE_POLICY_PLURAL,
-            "NodePolicy",
-            Scope::Cluster,
-        )
-        .with_status(),
-    );
+    let double = start_double(&runtime)?;
     let started = Instant::now();
     seed(&double, scale)?;
     eprintln!(
@@ -126,41 +106,10 @@ pub fn run(
         std::env::temp_dir().join(format!("palisade-bench-controller-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let kubeconfig = dir.join("kubeconfig");
-    std::fs::write(
-        &kubeconfig,
-        format!(
-            "apiVersion: v1\nkind: Config\nclusters: [{{name: d, cluster: {{server: \"{}\"}}}}]\n\
-             users: [{{name: u, user: {{}}}}]\n\
-             contexts: [{{name: c, context: {{cluster: d, user: u, namespace: default}}}}]\n\
-             current-context: c\n",
-            double.url()
-        ),
-    )?;
+    write_kubeconfig(&kubeconfig, &double.url())?;
     let log = dir.join("controller.log");
-    let health = free_addr()?;
-    let metrics = free_addr()?;
     let started = Instant::now();
-    let controller = Controller(
-        Command::new(&bin)
-            .args([
-                "run",
-                "--log-json",
-                "--identity",
-                "bench",
-                "--debounce-ms",
-                "0",
-            ])
-            .arg("--kubeconfig")
-            .arg(&kubeconfig)
-            .arg("--health-addr")
-            .arg(health.to_string())
-            .arg("--metrics-addr")
-            .arg(metrics.to_string())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log)?)
-            .spawn()
-            .with_context(|| format!("starting {}", bin.display()))?,
-    );
+    let (controller, health) = spawn_controller(&bin, &kubeconfig, &log)?;
     let pid = controller.0.id();
     wait_ready(health, Duration::from_secs(1800))?;
     let sync_s = started.elapsed().as_secs_f64();
@@ -198,11 +147,89 @@ pub fn run(
     )
 }
 
-fn free_addr() -> Result<SocketAddr> {
+/// The API-server double with palisade's publication kinds, on `runtime`.
+pub(crate) fn start_double(runtime: &tokio::runtime::Runtime) -> Result<ApiServerDouble> {
+    let double = runtime.block_on(ApiServerDouble::start_with(Options {
+        bookmark_interval: Duration::from_secs(1),
+        ..Options::default()
+    }))?;
+    double.register(ResourceType::custom(
+        GROUP,
+        "v1alpha1",
+        "clustertables",
+        "ClusterTable",
+        Scope::Cluster,
+    ));
+    double.register(
+        ResourceType::custom(
+            GROUP,
+            "v1alpha1",
+            NODE_POLICY_PLURAL,
+            "NodePolicy",
+            Scope::Cluster,
+        )
+        .with_status(),
+    );
+    Ok(double)
+}
+
+/// A kubeconfig for the double at `url`.
+pub(crate) fn write_kubeconfig(path: &Path, url: &str) -> Result<()> {
+    std::fs::write(
+        path,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters: [{{name: d, cluster: {{server: \"{url}\"}}}}]\n\
+             users: [{{name: u, user: {{}}}}]\n\
+             contexts: [{{name: c, context: {{cluster: d, user: u, namespace: default}}}}]\n\
+             current-context: c\n"
+        ),
+    )?;
+    Ok(())
+}
+
+/// `palisade-controller run` against the double (`--debounce-ms 0`, JSON log to
+/// `log`); returns it and its health address.
+pub(crate) fn spawn_controller(
+    bin: &Path,
+    kubeconfig: &Path,
+    log: &Path,
+) -> Result<(Controller, SocketAddr)> {
+    let health = free_addr()?;
+    let metrics = free_addr()?;
+    let controller = Controller(
+        Command::new(bin)
+            .args([
+                "run",
+                "--log-json",
+                "--identity",
+                "bench",
+                "--debounce-ms",
+                "0",
+            ])
+            .arg("--kubeconfig")
+            .arg(kubeconfig)
+            .arg("--health-addr")
+            .arg(health.to_string())
+            .arg("--metrics-addr")
+            .arg(metrics.to_string())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(log)?)
+            .spawn()
+            .with_context(|| format!("starting {}", bin.display()))?,
+    );
+    Ok((controller, health))
+}
+
+pub(crate) fn free_addr() -> Result<SocketAddr> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?)
 }
 
-fn insert(double: &ApiServerDouble, group: &str, plural: &str, object: Value) -> Result<()> {
+pub(crate) fn insert(
+    double: &ApiServerDouble,
+    group: &str,
+    plural: &str,
+    object: Value,
+) -> Result<()> {
     double
         .insert(group, plural, object)
         .map(|_| ())
@@ -312,25 +339,36 @@ fn network_policy(namespace: &str, ns: usize, k: usize, port: u16) -> Value {
 }
 
 /// Waits until `GET /readyz` answers 200.
-fn wait_ready(health: SocketAddr, limit: Duration) -> Result<()> {
+pub(crate) fn wait_ready(health: SocketAddr, limit: Duration) -> Result<()> {
     let deadline = Instant::now() + limit;
     loop {
         if http_status(health, "/readyz") == Some(200) {
             return Ok(());
         }
         if Instant::now() > deadline {
-            bail!("the controller was not ready within {limit:?}");
+            bail!("{health} was not ready within {limit:?}");
         }
         std::thread::sleep(Duration::from_millis(100));
     }
 }
 
-fn http_status(addr: SocketAddr, path: &str) -> Option<u16> {
+pub(crate) fn http_status(addr: SocketAddr, path: &str) -> Option<u16> {
+    http_get(addr, path).map(|(code, _)| code)
+}
+
+/// The body of a 200 answer to `GET path`.
+pub(crate) fn http_body(addr: SocketAddr, path: &str) -> Option<String> {
+    http_get(addr, path).and_then(|(code, body)| (code == 200).then_some(body))
+}
+
+fn http_get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
     let mut stream = TcpStream::connect(addr).ok()?;
     write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").ok()?;
     let mut response = String::new();
     stream.read_to_string(&mut response).ok()?;
-    response.split(' ').nth(1)?.parse().ok()
+    let code = response.split(' ').nth(1)?.parse().ok()?;
+    let body = response.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    Some((code, body.to_string()))
 }
 
 /// The controller's own report of its whole-model compile, from its log.
@@ -345,7 +383,7 @@ fn whole_model_seconds(log: &Path) -> f64 {
 }
 
 /// (VmRSS, VmHWM) of `pid` in MiB.
-fn rss_mib(pid: u32) -> Result<(f64, f64)> {
+pub(crate) fn rss_mib(pid: u32) -> Result<(f64, f64)> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
     let field = |name: &str| -> f64 {
         status
