@@ -16,6 +16,13 @@ use palisade_policy::compile::tables::{
 use palisade_policy::model::ObjectRef;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
+use std::sync::Arc;
+
+/// The ip cache as the maps hold it: prefix -> identity. Shared (`Arc`) between the
+/// states that hold it, since it is the one table that grows with the cluster: a
+/// pass that changes only local endpoints reuses it, and the writer skips its diff
+/// when both states hold the same one.
+pub type IpCacheTable = BTreeMap<IpPrefix, IpCacheValue>;
 
 /// An ip cache prefix: 16-byte address (IPv4-mapped for IPv4) and the number of
 /// significant address bits (96 + n for an IPv4 /n).
@@ -36,7 +43,7 @@ pub struct DesiredState {
     pub endpoints: BTreeMap<u64, EndpointInfo>,
     /// Address (16-byte form) of a local endpoint -> its cgroup id.
     pub local_addrs: BTreeMap<[u8; 16], u64>,
-    pub ipcache: BTreeMap<IpPrefix, IpCacheValue>,
+    pub ipcache: Arc<IpCacheTable>,
     pub policy: BTreeMap<PolicyRow, PolicyValue>,
     /// (cgroup id, IP version) of a local endpoint -> its first address of that
     /// version (16-byte form), for the socket hooks' Service policy.
@@ -59,28 +66,49 @@ pub fn build(
     pod_ips: &BTreeMap<ObjectRef, Vec<IpAddr>>,
     config: NodeConfig,
 ) -> DesiredState {
+    let host_addresses = compiled
+        .nodes
+        .get(node)
+        .map_or(&[][..], |t| &t.host_addresses[..]);
+    let ipcache = Arc::new(ipcache_table(&compiled.ipcache, host_addresses));
+    build_with_ipcache(compiled, ipcache, node, cgroup_ids, pod_ips, config)
+}
+
+/// The ip cache of a node: the cluster's entries, and this node's own addresses as
+/// `HOST` (they are a node identity in the cluster-wide cache).
+pub fn ipcache_table(entries: &[IpCacheEntry], host_addresses: &[IpAddr]) -> IpCacheTable {
+    let mut table: IpCacheTable = entries.iter().map(ipcache_row).collect();
+    for addr in host_addresses {
+        let (prefix, value) = ipcache_row(&IpCacheEntry {
+            prefix: (*addr).into(),
+            identity: reserved::HOST,
+        });
+        table.insert(prefix, value);
+    }
+    table
+}
+
+/// [`build`] with the node's ip cache already made ([`ipcache_table`]);
+/// `compiled.ipcache` is not read.
+pub fn build_with_ipcache(
+    compiled: &CompiledCluster,
+    ipcache: Arc<IpCacheTable>,
+    node: &str,
+    cgroup_ids: &BTreeMap<ObjectRef, u64>,
+    pod_ips: &BTreeMap<ObjectRef, Vec<IpAddr>>,
+    config: NodeConfig,
+) -> DesiredState {
     let mut state = DesiredState {
         config,
+        ipcache,
         ..Default::default()
     };
-    for entry in &compiled.ipcache {
-        let (prefix, value) = ipcache_row(entry);
-        state.ipcache.insert(prefix, value);
-    }
     for entry in &compiled.services {
         add_service(&mut state, entry);
     }
     let Some(tables) = compiled.nodes.get(node) else {
         return state;
     };
-    // This node's own addresses are HOST here (a node identity in the cluster-wide cache).
-    for addr in &tables.host_addresses {
-        let (prefix, value) = ipcache_row(&IpCacheEntry {
-            prefix: (*addr).into(),
-            identity: reserved::HOST,
-        });
-        state.ipcache.insert(prefix, value);
-    }
     for ep in &tables.endpoints {
         let Some(&cgroup_id) = cgroup_ids.get(&ep.pod) else {
             continue;

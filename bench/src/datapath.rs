@@ -208,7 +208,7 @@ impl Scenario {
                 }
             }
         }
-        state.ipcache = prefixes;
+        state.ipcache = std::sync::Arc::new(prefixes);
         let allowed = |rule_ref| PolicyValue {
             verdict: verdict::ALLOW,
             flags: 0,

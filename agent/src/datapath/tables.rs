@@ -104,7 +104,16 @@ impl TableWriter {
                 .context("PALISADE_LOCAL_ADDRS delete")?;
             stats.deleted += 1;
         }
-        for prefix in removed(&old.ipcache, &desired.ipcache) {
+        // One shared ip cache in both states: nothing to diff (the common case when
+        // only local endpoints changed).
+        let same_ipcache = std::sync::Arc::ptr_eq(&old.ipcache, &desired.ipcache);
+        let no_ipcache = desired::IpCacheTable::new();
+        let (old_ipcache, new_ipcache) = if same_ipcache {
+            (&no_ipcache, &no_ipcache)
+        } else {
+            (&*old.ipcache, &*desired.ipcache)
+        };
+        for prefix in removed(old_ipcache, new_ipcache) {
             if is_host(prefix) {
                 self.ipcache_hosts
                     .remove(&ipcache_host_key(slot, prefix))
@@ -162,7 +171,7 @@ impl TableWriter {
                 .context("PALISADE_LOCAL_ADDRS insert (table full?)")?;
             stats.written += 1;
         }
-        for (&prefix, value) in changed(&old.ipcache, &desired.ipcache) {
+        for (&prefix, value) in changed(old_ipcache, new_ipcache) {
             if is_host(prefix) {
                 self.ipcache_hosts
                     .insert(ipcache_host_key(slot, prefix), value, 0)
@@ -253,8 +262,7 @@ impl TableWriter {
             let (key, value) = item.context("iterating PALISADE_IPCACHE")?;
             let data = key.data();
             if u32::from_be(data.slot_be) == slot {
-                state
-                    .ipcache
+                std::sync::Arc::make_mut(&mut state.ipcache)
                     .insert((data.addr, key.prefix_len() - ipcache_prefix_len(0)), value);
             }
         }
@@ -266,13 +274,13 @@ impl TableWriter {
                     .to_ipv6_mapped()
                     .octets();
                 let bits = MAPPED_V4_BITS + key.prefix_len() - ipcache4_prefix_len(0);
-                state.ipcache.insert((addr, bits), value);
+                std::sync::Arc::make_mut(&mut state.ipcache).insert((addr, bits), value);
             }
         }
         for item in self.ipcache_hosts.iter() {
             let (key, value) = item.context("iterating PALISADE_IPCACHE_HOSTS")?;
             if key.slot == slot {
-                state.ipcache.insert((key.addr, 128), value);
+                std::sync::Arc::make_mut(&mut state.ipcache).insert((key.addr, 128), value);
             }
         }
         for item in self.bind_ports.iter() {

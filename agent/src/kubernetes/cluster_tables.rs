@@ -1,6 +1,11 @@
 //! The cluster tables (identities, ip cache, Services) put back together from the
 //! controller's `ClusterTable` shards. Pure.
 //!
+//! Each shard is parsed once, when it arrives ([`parse_shard`]): its entries are kept
+//! typed (an ip cache entry is a few bytes, its JSON value a few hundred), and a shard
+//! with a bad entry is refused as a whole, naming the object and the entry, while the
+//! previous version of that shard stays in use.
+//!
 //! A table is used only when complete: for its shard count `n`, every shard `0..n` is
 //! present and says `shards: n`. While the controller re-shards a table (some shards
 //! written with the new count, some not yet) or a shard has not arrived, the table is
@@ -45,41 +50,86 @@ pub enum Incomplete {
     },
 }
 
-/// Assembles the tables from every `ClusterTable` spec seen (by object name).
-pub fn assemble(shards: &BTreeMap<String, ClusterTableSpec>) -> Result<ClusterTables, Incomplete> {
-    let mut out = ClusterTables::default();
-    for table in TABLES {
-        let of_table: Vec<(&String, &ClusterTableSpec)> =
-            shards.iter().filter(|(_, s)| s.table == table).collect();
-        let chosen = complete_set(table, &of_table)?;
-        for (name, spec) in &chosen {
-            for (index, entry) in spec.entries.iter().enumerate() {
-                let bad = |error: String| Incomplete::BadEntry {
-                    name: (*name).clone(),
+/// One `ClusterTable` shard with its entries parsed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ParsedShard {
+    pub table: String,
+    pub shard: u32,
+    pub shards: u32,
+    pub generation: i64,
+    pub entries: ShardEntries,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ShardEntries {
+    Identities(Vec<(u32, IdentityInfo)>),
+    IpCache(Vec<IpCacheEntry>),
+    Services(Vec<ServiceEntry>),
+    /// A table this agent does not know (a newer controller's): ignored.
+    Other,
+}
+
+/// Parses the entries of shard `name`; a bad entry refuses the shard, naming it.
+pub fn parse_shard(name: &str, spec: ClusterTableSpec) -> Result<ParsedShard, Incomplete> {
+    fn typed<T: serde::de::DeserializeOwned>(
+        name: &str,
+        table: &str,
+        entries: Vec<serde_json::Value>,
+    ) -> Result<Vec<T>, Incomplete> {
+        entries
+            .into_iter()
+            .enumerate()
+            .map(|(index, entry)| {
+                serde_json::from_value(entry).map_err(|e| Incomplete::BadEntry {
+                    name: name.to_string(),
                     table: table.to_string(),
                     index,
-                    error,
-                };
-                match table {
-                    TABLE_IDENTITIES => {
-                        let e: IdentityEntry = serde_json::from_value(entry.clone())
-                            .map_err(|e| bad(e.to_string()))?;
-                        out.identities.insert(
-                            e.identity,
-                            IdentityInfo {
-                                kind: e.kind,
-                                labels: e.labels,
-                            },
-                        );
-                    }
-                    TABLE_IPCACHE => out.ipcache.push(
-                        serde_json::from_value(entry.clone()).map_err(|e| bad(e.to_string()))?,
-                    ),
-                    TABLE_SERVICES => out.services.push(
-                        serde_json::from_value(entry.clone()).map_err(|e| bad(e.to_string()))?,
-                    ),
-                    _ => {}
+                    error: e.to_string(),
+                })
+            })
+            .collect()
+    }
+    let entries = match spec.table.as_str() {
+        TABLE_IDENTITIES => ShardEntries::Identities(
+            typed::<IdentityEntry>(name, &spec.table, spec.entries)?
+                .into_iter()
+                .map(|e| {
+                    let info = IdentityInfo {
+                        kind: e.kind,
+                        labels: e.labels,
+                    };
+                    (e.identity, info)
+                })
+                .collect(),
+        ),
+        TABLE_IPCACHE => ShardEntries::IpCache(typed(name, &spec.table, spec.entries)?),
+        TABLE_SERVICES => ShardEntries::Services(typed(name, &spec.table, spec.entries)?),
+        _ => ShardEntries::Other,
+    };
+    Ok(ParsedShard {
+        table: spec.table,
+        shard: spec.shard,
+        shards: spec.shards,
+        generation: spec.generation,
+        entries,
+    })
+}
+
+/// Assembles the tables from every `ClusterTable` shard seen (by object name).
+pub fn assemble(shards: &BTreeMap<String, ParsedShard>) -> Result<ClusterTables, Incomplete> {
+    let mut out = ClusterTables::default();
+    for table in TABLES {
+        let of_table: Vec<(&String, &ParsedShard)> =
+            shards.iter().filter(|(_, s)| s.table == table).collect();
+        let chosen = complete_set(table, &of_table)?;
+        for (_, shard) in &chosen {
+            match &shard.entries {
+                ShardEntries::Identities(entries) => {
+                    out.identities.extend(entries.iter().cloned());
                 }
+                ShardEntries::IpCache(entries) => out.ipcache.extend_from_slice(entries),
+                ShardEntries::Services(entries) => out.services.extend_from_slice(entries),
+                ShardEntries::Other => {}
             }
         }
         out.shard_counts
@@ -96,18 +146,18 @@ pub fn assemble(shards: &BTreeMap<String, ClusterTableSpec>) -> Result<ClusterTa
 /// newest shard generation wins.
 fn complete_set<'a>(
     table: &str,
-    shards: &[(&'a String, &'a ClusterTableSpec)],
-) -> Result<Vec<(&'a String, &'a ClusterTableSpec)>, Incomplete> {
+    shards: &[(&'a String, &'a ParsedShard)],
+) -> Result<Vec<(&'a String, &'a ParsedShard)>, Incomplete> {
     if shards.is_empty() {
         return Err(Incomplete::NoShards {
             table: table.to_string(),
         });
     }
     let counts: BTreeSet<u32> = shards.iter().map(|(_, s)| s.shards).collect();
-    let mut best: Option<(i64, Vec<(&String, &ClusterTableSpec)>)> = None;
+    let mut best: Option<(i64, Vec<(&String, &ParsedShard)>)> = None;
     let mut first_gap = None;
     for count in counts {
-        let set: BTreeMap<u32, (&String, &ClusterTableSpec)> = shards
+        let set: BTreeMap<u32, (&String, &ParsedShard)> = shards
             .iter()
             .filter(|(_, s)| s.shards == count && s.shard < count)
             .map(|(n, s)| (s.shard, (*n, *s)))
@@ -141,21 +191,21 @@ mod tests {
         shards: u32,
         generation: i64,
         entries: Vec<serde_json::Value>,
-    ) -> (String, ClusterTableSpec) {
-        (
-            format!("{table}-{shard:03}-{shards}"),
-            ClusterTableSpec {
-                table: table.into(),
-                shard,
-                shards,
-                generation,
-                content_hash: format!("h{generation}"),
-                entries,
-            },
-        )
+    ) -> (String, ParsedShard) {
+        let name = format!("{table}-{shard:03}-{shards}");
+        let spec = ClusterTableSpec {
+            table: table.into(),
+            shard,
+            shards,
+            generation,
+            content_hash: format!("h{generation}"),
+            entries,
+        };
+        let parsed = parse_shard(&name, spec).unwrap();
+        (name, parsed)
     }
 
-    fn one_shard_each() -> BTreeMap<String, ClusterTableSpec> {
+    fn one_shard_each() -> BTreeMap<String, ParsedShard> {
         BTreeMap::from([
             shard(
                 TABLE_IDENTITIES,
@@ -259,16 +309,20 @@ mod tests {
 
     #[test]
     fn a_bad_entry_names_the_object_and_index() {
-        let mut shards = one_shard_each();
-        shards
-            .values_mut()
-            .find(|s| s.table == TABLE_IPCACHE)
-            .unwrap()
-            .entries
-            .push(json!({"prefix": "nope"}));
-        let err = assemble(&shards).unwrap_err();
+        let spec = ClusterTableSpec {
+            table: TABLE_IPCACHE.into(),
+            shard: 0,
+            shards: 1,
+            generation: 1,
+            content_hash: "h".into(),
+            entries: vec![
+                json!({"prefix": "10.0.0.1/32", "identity": 300}),
+                json!({"prefix": "nope"}),
+            ],
+        };
+        let err = parse_shard("ipcache-000", spec).unwrap_err();
         assert!(
-            matches!(err, Incomplete::BadEntry { index: 1, .. }),
+            matches!(&err, Incomplete::BadEntry { index: 1, name, .. } if name == "ipcache-000"),
             "{err}"
         );
     }

@@ -22,6 +22,7 @@ mod pod_cgroups;
 mod watch;
 
 use crate::datapath::{Datapath, KernelLogger};
+use crate::desired::IpCacheTable;
 use crate::enforcement_switch::{self, Switch};
 use crate::events::hub::EventHub;
 use crate::kubelet_cgroups::Driver;
@@ -49,8 +50,12 @@ use watch::{Source, WatchEvent};
 
 /// Resync period while a pod waits for its cgroup, or a write must be retried.
 const PENDING_RESYNC: Duration = Duration::from_millis(200);
-/// How long to let a burst of events settle before a pass.
+/// How long to let a burst of API events settle before a pass.
 const DEBOUNCE: Duration = Duration::from_millis(20);
+/// The same for pod cgroup events: a new pod's cgroup should be in the map before
+/// its first container starts, and the kubelet creates the container cgroups below it
+/// right after (one more short pass if they arrive later).
+const CGROUP_DEBOUNCE: Duration = Duration::from_millis(2);
 
 pub struct Options {
     pub node_name: String,
@@ -193,15 +198,25 @@ pub async fn run(opts: Options) -> Result<()> {
         own_entry_published: false,
         cgroups: BTreeMap::new(),
         applied: None,
+        assembled: None,
         attached: false,
         ready: false,
         patched: BTreeMap::new(),
         last_apply_seconds: None,
     };
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut trimmed_version = 0;
     loop {
         let outcome = agent.pass().await;
         agent.report(&outcome);
+        if agent.inputs.tables_version != trimmed_version {
+            // The cluster tables arrive as large JSON documents: once parsed and
+            // assembled, give the freed heap back to the system (glibc keeps it in
+            // its arenas otherwise), so the agent's RSS is what it holds.
+            // SAFETY: malloc_trim has no preconditions.
+            unsafe { libc::malloc_trim(0) };
+            trimmed_version = agent.inputs.tables_version;
+        }
         let wait = if outcome.retry_soon {
             PENDING_RESYNC
         } else {
@@ -216,7 +231,7 @@ pub async fn run(opts: Options) -> Result<()> {
                 }
             }
             Some(()) = cgroup_rx.recv() => {
-                tokio::time::sleep(DEBOUNCE).await;
+                tokio::time::sleep(CGROUP_DEBOUNCE).await;
                 while cgroup_rx.try_recv().is_ok() {}
             }
             _ = tokio::time::sleep(wait) => {}
@@ -251,7 +266,9 @@ struct Inputs {
     node_policy: Option<NodePolicyInput>,
     /// The NodePolicy's status as last seen (what the API says was applied).
     node_policy_status: NodePolicyStatus,
-    tables: BTreeMap<String, ClusterTableSpec>,
+    tables: BTreeMap<String, cluster_tables::ParsedShard>,
+    /// Bumped on every change of `tables` (the assembled tables are cached by it).
+    tables_version: u64,
     pods: BTreeMap<String, LocalPod>,
     node_labels: Value,
     listed: BTreeSet<Source>,
@@ -259,6 +276,9 @@ struct Inputs {
     failing: BTreeMap<Source, String>,
     /// Objects that did not parse (kept out; the previous version stays).
     rejected: BTreeMap<String, String>,
+    /// Lists in progress, parsed as their objects arrive; they replace the
+    /// source's state when complete.
+    relisting: BTreeMap<Source, Inputs>,
 }
 
 impl Inputs {
@@ -267,22 +287,38 @@ impl Inputs {
             WatchEvent::Failed(source, error) => {
                 self.failing.insert(source, error);
             }
-            WatchEvent::Listed(source, objects) => {
+            WatchEvent::Relisting(source) => {
+                self.relisting.insert(source, Inputs::default());
+            }
+            WatchEvent::ListItem(source, object) => {
+                self.relisting
+                    .entry(source)
+                    .or_default()
+                    .upsert(source, object);
+            }
+            WatchEvent::Listed(source) => {
                 self.failing.remove(&source);
                 self.listed.insert(source);
+                let list = self.relisting.remove(&source).unwrap_or_default();
                 match source {
-                    Source::NodePolicy => self.node_policy = None,
-                    Source::ClusterTables => self.tables.clear(),
-                    Source::Pods => self.pods.clear(),
-                    Source::Node => self.node_labels = Value::Null,
+                    Source::NodePolicy => {
+                        self.node_policy = list.node_policy;
+                        self.node_policy_status = list.node_policy_status;
+                    }
+                    Source::ClusterTables => {
+                        self.tables = list.tables;
+                        self.tables_version += 1;
+                    }
+                    Source::Pods => self.pods = list.pods,
+                    Source::Node => self.node_labels = list.node_labels,
                 }
-                for object in objects {
-                    self.upsert(source, &object);
-                }
+                let prefix = format!("{}/", source.name());
+                self.rejected.retain(|key, _| !key.starts_with(&prefix));
+                self.rejected.extend(list.rejected);
             }
             WatchEvent::Upsert(source, object) => {
                 self.failing.remove(&source);
-                self.upsert(source, &object);
+                self.upsert(source, object);
             }
             WatchEvent::Delete(source, object) => {
                 self.failing.remove(&source);
@@ -295,6 +331,7 @@ impl Inputs {
                     Source::NodePolicy => self.node_policy = None,
                     Source::ClusterTables => {
                         self.tables.remove(&name);
+                        self.tables_version += 1;
                     }
                     Source::Pods => {
                         if let Some(uid) = object["metadata"]["uid"].as_str() {
@@ -307,7 +344,7 @@ impl Inputs {
         }
     }
 
-    fn upsert(&mut self, source: Source, object: &Value) {
+    fn upsert(&mut self, source: Source, mut object: Value) {
         let name = object["metadata"]["name"]
             .as_str()
             .unwrap_or("")
@@ -324,15 +361,19 @@ impl Inputs {
                 Err(e) => Some(format!("spec: {e}")),
             },
             Source::ClusterTables => {
-                match serde_json::from_value::<ClusterTableSpec>(object["spec"].clone()) {
-                    Ok(spec) => {
-                        self.tables.insert(name, spec);
-                        None
-                    }
+                match serde_json::from_value::<ClusterTableSpec>(object["spec"].take()) {
+                    Ok(spec) => match cluster_tables::parse_shard(&name, spec) {
+                        Ok(shard) => {
+                            self.tables.insert(name, shard);
+                            self.tables_version += 1;
+                            None
+                        }
+                        Err(e) => Some(e.to_string()),
+                    },
                     Err(e) => Some(format!("spec: {e}")),
                 }
             }
-            Source::Pods => match local_pods::parse(object) {
+            Source::Pods => match local_pods::parse(&object) {
                 Some(pod) => {
                     self.pods.insert(pod.uid.clone(), pod);
                     None
@@ -397,12 +438,21 @@ struct Agent {
     cgroups: BTreeMap<String, u64>,
     /// The NodePolicy (generation, hash) and tables whose state the kernel holds.
     applied: Option<Applied>,
+    assembled: Option<Assembled>,
     attached: bool,
     ready: bool,
     /// Pods whose condition this agent wrote, with the (status, reason) written,
     /// until the watch shows it.
     patched: BTreeMap<String, (bool, &'static str)>,
     last_apply_seconds: Option<f64>,
+}
+
+/// The cluster tables assembled from the shards of one `Inputs::tables_version`,
+/// and the node's ip cache made from them.
+struct Assembled {
+    version: u64,
+    tables: std::result::Result<Arc<ClusterTables>, String>,
+    ipcache: Option<(Vec<std::net::IpAddr>, Arc<IpCacheTable>)>,
 }
 
 struct Applied {
@@ -471,13 +521,14 @@ impl Agent {
             out.waiting_for = Some(format!("NodePolicy {} (not published yet)", self.node));
             return out;
         };
-        let tables: ClusterTables = match cluster_tables::assemble(&self.inputs.tables) {
+        let tables = match self.cluster_tables() {
             Ok(tables) => tables,
             Err(incomplete) => {
-                out.waiting_for = Some(incomplete.to_string());
+                out.waiting_for = Some(incomplete);
                 return out;
             }
         };
+        let ipcache = self.ipcache(&tables, &policy.content.host_addresses);
         let plan = plan::plan(&PlanInputs {
             node: &self.node,
             node_policy: &policy,
@@ -486,6 +537,7 @@ impl Agent {
             cgroups: &self.cgroups,
             config: self.config,
             own_cgroup: self.own_cgroup,
+            ipcache,
         });
         out.retry_soon |= !plan.pending.is_empty();
         out.pending = plan.pending.clone();
@@ -618,6 +670,35 @@ impl Agent {
             self.attached = true;
         }
         Ok(())
+    }
+
+    /// The assembled cluster tables, reassembled only when a shard changed.
+    fn cluster_tables(&mut self) -> std::result::Result<Arc<ClusterTables>, String> {
+        let version = self.inputs.tables_version;
+        if self.assembled.as_ref().is_none_or(|a| a.version != version) {
+            self.assembled = Some(Assembled {
+                version,
+                tables: cluster_tables::assemble(&self.inputs.tables)
+                    .map(Arc::new)
+                    .map_err(|e| e.to_string()),
+                ipcache: None,
+            });
+        }
+        self.assembled.as_ref().expect("set above").tables.clone()
+    }
+
+    /// The node's ip cache for `tables` (the assembled ones) and this node's
+    /// addresses, made again only when either changed.
+    fn ipcache(&mut self, tables: &ClusterTables, hosts: &[std::net::IpAddr]) -> Arc<IpCacheTable> {
+        let assembled = self.assembled.as_mut().expect("tables assembled first");
+        match &assembled.ipcache {
+            Some((cached_hosts, table)) if cached_hosts == hosts => table.clone(),
+            _ => {
+                let table = Arc::new(crate::desired::ipcache_table(&tables.ipcache, hosts));
+                assembled.ipcache = Some((hosts.to_vec(), table.clone()));
+                table
+            }
+        }
     }
 
     /// Sets or clears the label's switch bit to match the Node's label (never the

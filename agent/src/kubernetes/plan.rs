@@ -50,6 +50,9 @@ pub struct PlanInputs<'a> {
     pub config: NodeConfig,
     /// The agent's own cgroup id, when it lies below the protected root.
     pub own_cgroup: Option<u64>,
+    /// The node's ip cache, made from `tables` and the NodePolicy's host addresses
+    /// ([`desired::ipcache_table`]; the driver keeps it while neither changes).
+    pub ipcache: std::sync::Arc<desired::IpCacheTable>,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -104,7 +107,14 @@ pub fn plan(inputs: &PlanInputs) -> Plan {
         pod_ips.insert(ep.pod.clone(), pod.ips.clone());
         covered.insert(pod.uid.clone());
     }
-    let mut desired = desired::build(&compiled, inputs.node, &cgroup_ids, &pod_ips, inputs.config);
+    let mut desired = desired::build_with_ipcache(
+        &compiled,
+        inputs.ipcache.clone(),
+        inputs.node,
+        &cgroup_ids,
+        &pod_ips,
+        inputs.config,
+    );
     let endpoints = desired.endpoints.len();
     for pod in live().filter(|p| p.host_network) {
         if let Some(id) = inputs.cgroups.get(&pod.uid) {
@@ -145,7 +155,9 @@ fn compiled_cluster(
         .collect();
     CompiledCluster {
         identities: tables.identities.clone(),
-        ipcache: tables.ipcache.clone(),
+        // The ip cache reaches the desired state as `PlanInputs::ipcache`; flow events
+        // name peers by identity.
+        ipcache: Vec::new(),
         services: tables.services.clone(),
         policy_tables,
         rules: Vec::new(),
@@ -215,6 +227,16 @@ mod tests {
         }
     }
 
+    fn ipcache(
+        tables: &ClusterTables,
+        policy: &NodePolicyInput,
+    ) -> std::sync::Arc<desired::IpCacheTable> {
+        std::sync::Arc::new(desired::ipcache_table(
+            &tables.ipcache,
+            &policy.content.host_addresses,
+        ))
+    }
+
     #[test]
     fn endpoints_with_a_pod_and_a_cgroup_are_covered_the_rest_pending() {
         let policy = node_policy();
@@ -237,6 +259,7 @@ mod tests {
             cgroups: &cgroups,
             config: NodeConfig::default(),
             own_cgroup: Some(14),
+            ipcache: ipcache(&tables, &policy),
         });
         assert_eq!(plan.endpoints, 2);
         assert_eq!(
@@ -276,6 +299,7 @@ mod tests {
             cgroups: &cgroups,
             config: NodeConfig::default(),
             own_cgroup: None,
+            ipcache: ipcache(&tables, &policy),
         });
         assert!(plan.desired.endpoints.is_empty());
         assert!(plan.covered.is_empty());
@@ -321,6 +345,7 @@ mod tests {
             cgroups: &cgroups,
             config: NodeConfig::default(),
             own_cgroup: None,
+            ipcache: ipcache(&tables, &policy),
         });
         assert_eq!(plan.covered, BTreeSet::from(["u-new".to_string()]));
         assert!(plan.desired.endpoints.contains_key(&21));

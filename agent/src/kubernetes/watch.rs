@@ -91,12 +91,19 @@ pub fn api_resource(group: &str, version: &str, kind: &str, plural: &str) -> Api
     }
 }
 
+/// ClusterTable shards per list page (about 1 MiB of JSON).
+const CLUSTER_TABLES_PAGE: u32 = 16;
+
 #[derive(Debug)]
 pub enum WatchEvent {
     Upsert(Source, Value),
     Delete(Source, Value),
-    /// A complete (re)list: exactly these objects exist now.
-    Listed(Source, Vec<Value>),
+    /// A (re)list begins: the objects follow one by one as `ListItem`s.
+    Relisting(Source),
+    /// One object of the list in progress.
+    ListItem(Source, Value),
+    /// The (re)list is complete: exactly its objects exist now.
+    Listed(Source),
     /// The watch failed (it is retried with backoff).
     Failed(Source, String),
 }
@@ -111,25 +118,26 @@ pub async fn watch(
     let (resource, fields) = source.resource(&node);
     let api: Api<DynamicObject> = Api::all_with(client, &resource);
     let mut config = watcher::Config::default();
+    if source == Source::ClusterTables {
+        // Shards are up to 64 KiB of JSON each, parsed as values by the client: a
+        // small page bounds what one list response holds in memory.
+        config = config.page_size(CLUSTER_TABLES_PAGE);
+    }
     if let Some(fields) = &fields {
         config = config.fields(fields);
     }
     let stream = watcher(api, config).default_backoff();
     futures_util::pin_mut!(stream);
-    let mut listing: Vec<Value> = Vec::new();
+    // A list is passed on object by object (the receiver parses each as it comes and
+    // keeps its previous state until `Listed`), so the whole list is never held as
+    // JSON at once.
     while let Some(event) = stream.next().await {
         let sent = match event {
-            Ok(watcher::Event::Init) => {
-                listing.clear();
-                Ok(())
-            }
+            Ok(watcher::Event::Init) => events.send(WatchEvent::Relisting(source)),
             Ok(watcher::Event::InitApply(object)) => {
-                listing.push(to_value(object));
-                Ok(())
+                events.send(WatchEvent::ListItem(source, to_value(object)))
             }
-            Ok(watcher::Event::InitDone) => {
-                events.send(WatchEvent::Listed(source, std::mem::take(&mut listing)))
-            }
+            Ok(watcher::Event::InitDone) => events.send(WatchEvent::Listed(source)),
             Ok(watcher::Event::Apply(object)) => {
                 events.send(WatchEvent::Upsert(source, to_value(object)))
             }
@@ -147,6 +155,17 @@ pub async fn watch(
     }
 }
 
+/// The object as one JSON value, moving its content (a ClusterTable shard's entries
+/// are most of the agent's input: they are not copied).
 fn to_value(object: DynamicObject) -> Value {
-    serde_json::to_value(object).unwrap_or(Value::Null)
+    let mut value = match object.data {
+        Value::Object(map) => Value::Object(map),
+        _ => Value::Object(serde_json::Map::new()),
+    };
+    value["metadata"] = serde_json::to_value(&object.metadata).unwrap_or(Value::Null);
+    if let Some(types) = object.types {
+        value["apiVersion"] = Value::String(types.api_version);
+        value["kind"] = Value::String(types.kind);
+    }
+    value
 }
