@@ -80,17 +80,38 @@ impl TableWriter {
     /// Writes `desired` into the inactive slot and makes it active.
     pub fn apply(&mut self, desired: &DesiredState) -> Result<ApplyStats> {
         let next = self.current_generation()?.wrapping_add(1);
-        let slot = next & 1;
+        let mut stats = self.write_slot(next & 1, desired)?;
+        stats.generation = next;
+        // The flip: from here on every packet reads the new slot.
+        self.generation
+            .set(0, GenerationWord { generation: next }, 0)
+            .context("PALISADE_GEN flip")?;
+        Ok(stats)
+    }
+
+    /// Brings the inactive slot up to `desired` (the state just applied), without a
+    /// flip, so that the next [`apply`](Self::apply) diffs only what changes then:
+    /// otherwise it would first redo the previous change in that slot (for an ip cache
+    /// change, a walk of the whole cache). Call it a while after an apply (at the end
+    /// of the pass), not right after the flip: a program that read the generation just
+    /// before the flip may still be reading that slot.
+    pub fn sync_inactive(&mut self, desired: &DesiredState) -> Result<Option<ApplyStats>> {
+        let slot = self.current_generation()?.wrapping_add(1) & 1;
+        if self.shadow[slot as usize].as_ref() == Some(desired) {
+            return Ok(None);
+        }
+        self.write_slot(slot, desired).map(Some)
+    }
+
+    /// Writes `desired` into `slot` (diffed against what it holds); no flip.
+    fn write_slot(&mut self, slot: u32, desired: &DesiredState) -> Result<ApplyStats> {
         // Taken out of the shadow: if a write below fails, the slot's contents are
         // unknown and are read back from the maps before the next diff.
         self.slot_state(slot)?;
         let old = self.shadow[slot as usize]
             .take()
             .expect("filled by slot_state");
-        let mut stats = ApplyStats {
-            generation: next,
-            ..Default::default()
-        };
+        let mut stats = ApplyStats::default();
         // Deletions first, so a full table has room for the additions.
         for cgroup_id in removed(&old.endpoints, &desired.endpoints) {
             self.endpoints
@@ -222,10 +243,6 @@ impl TableWriter {
             .set(slot, desired.config, 0)
             .context("PALISADE_CONFIG update")?;
         self.shadow[slot as usize] = Some(desired.clone());
-        // The flip: from here on every packet reads the new slot.
-        self.generation
-            .set(0, GenerationWord { generation: next }, 0)
-            .context("PALISADE_GEN flip")?;
         Ok(stats)
     }
 

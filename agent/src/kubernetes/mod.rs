@@ -599,6 +599,12 @@ impl Agent {
         if kernel_error.is_some() {
             return out;
         }
+        if let Some(applied) = &self.applied
+            && let Err(e) = self.datapath.tables.sync_inactive(&applied.desired)
+        {
+            // Harmless: the next publication writes that slot in full.
+            tracing::warn!(error = %format!("{e:#}"), "bringing the inactive slot up to date");
+        }
         // What was patched stays remembered until the watch shows it.
         self.patched.retain(|uid, sent| {
             self.inputs.pods.get(uid).is_some_and(|p| {
