@@ -19,6 +19,8 @@ pub fn run() -> Result<()> {
     status(Command::new(paths::release_bin("palisade-bench")).arg("compile"))?;
     step("controller at cluster scale against the API-server double");
     status(Command::new(paths::release_bin("palisade-bench")).arg("controller"))?;
+    step("node agent on Kubernetes: memory, apply latency, pod cgroup to map entry");
+    status(Command::new(paths::release_bin("palisade-bench")).arg("agent"))?;
     step("throughput, latency and connection rate against iptables and nftables");
     status(Command::new(paths::release_bin("palisade-bench")).arg("throughput"))
 }
