@@ -7,7 +7,7 @@
 //! Asserted: allowed and denied connections as the NetworkPolicy says; the
 //! NodePolicy's `status.appliedGeneration`/`appliedHash` and each pod's
 //! `palisade.dev/PolicyProgrammed` condition written; a pod created after start
-//! enforced; the off switch (`palisade-agent enforcement off|on` and the Node label)
+//! enforced; a policy change in force once the agent reports its generation applied; the off switch (`palisade-agent enforcement off|on` and the Node label)
 //! opening and closing again; the agent killed with SIGKILL and restarted, and the
 //! API server going away, leaving enforcement (and readiness) as they were; `/metrics` naming what it should.
 //! And the agent as it runs in a cluster: in a pod's network namespace and cgroup
@@ -249,6 +249,34 @@ fn systemd_layout_enforces_reports_and_switches_off() -> Result<()> {
     })?;
     s.expect(&s.other, false, "label removed")?;
     s.expect(&s.client, true, "label removed (client)")?;
+
+    // A policy change: app=other admitted too. The new verdict holds once the agent
+    // reports the NodePolicy's new generation applied (and how long its kernel write
+    // took); the old one is no longer in force.
+    let before = s.cluster.node_policy()["spec"]["generation"]
+        .as_i64()
+        .context("NodePolicy generation")?;
+    s.cluster.patch(
+        "networking.k8s.io",
+        "networkpolicies",
+        NAMESPACE,
+        "db-from-client",
+        json!({"spec": {"ingress": [{"from": [
+            {"podSelector": {"matchLabels": {"app": "client"}}},
+            {"podSelector": {"matchLabels": {"app": "other"}}}],
+            "ports": [{"protocol": "TCP", "port": DB_PORT}]}]}}),
+    )?;
+    let cluster = &s.cluster;
+    s.agent.wait_for("the changed policy applied", |a| {
+        let generation = cluster.node_policy()["spec"]["generation"].as_i64();
+        generation > Some(before)
+            && a.status().is_ok_and(|st| {
+                st["kubernetes"]["applied_generation"].as_i64() == generation
+                    && st["kubernetes"]["last_apply_seconds"].is_f64()
+            })
+    })?;
+    s.expect(&s.other, true, "the policy changed to admit app=other")?;
+    s.expect(&s.client, true, "the policy changed (client)")?;
 
     let metrics = s.agent.metrics()?;
     for name in [

@@ -139,6 +139,21 @@ impl Cluster {
         Ok(())
     }
 
+    /// Merge-patches a namespaced object, as `kubectl patch --type merge` would.
+    pub fn patch(
+        &self,
+        group: &str,
+        plural: &str,
+        namespace: &str,
+        name: &str,
+        patch: Value,
+    ) -> Result<()> {
+        self.double
+            .patch(group, plural, namespace, name, patch)
+            .map_err(|e| anyhow::anyhow!("patching {plural} {namespace}/{name}: {e:?}"))?;
+        Ok(())
+    }
+
     /// Writes a kubeconfig for the double.
     pub fn kubeconfig(&self, path: &Path) -> Result<()> {
         self.kubeconfig_at(path, &self.double.url())
