@@ -452,6 +452,21 @@ fn agent_in_a_pod_is_replaced_under_traffic_without_a_gap() -> Result<()> {
     s.expect(&s.other, false, "no agent running (other)")?;
     s.agent
         .restart_in_pod(in_pod(&s.tree, &agent_pod, AGENT_POD_UIDS[1])?)?;
+    // While the replacement starts, adopts the pins and rebuilds its state: denied
+    // stays denied, probe after probe.
+    let mut denied_probes = 0;
+    while denied_probes < 2 || s.agent.readyz() != Some(200) {
+        s.expect(
+            &s.other,
+            false,
+            "while the replacement agent starts (other)",
+        )?;
+        denied_probes += 1;
+        ensure!(
+            denied_probes < 40,
+            "the replacement agent never became ready"
+        );
+    }
     s.agent
         .wait_for("the replacement agent ready, its state applied", |a| {
             a.readyz() == Some(200)
