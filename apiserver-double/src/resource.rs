@@ -67,6 +67,30 @@ impl ResourceType {
         r
     }
 
+    /// The kind a CustomResourceDefinition object defines (its first served version),
+    /// as the API server would serve it once the CRD is created; `None` if the object
+    /// lacks a field that says so.
+    pub fn from_crd(crd: &serde_json::Value) -> Option<Self> {
+        let spec = &crd["spec"];
+        let version = spec["versions"]
+            .as_array()?
+            .iter()
+            .find(|v| v["served"].as_bool().unwrap_or(true))?;
+        let scope = match spec["scope"].as_str()? {
+            "Cluster" => Scope::Cluster,
+            _ => Scope::Namespaced,
+        };
+        let mut r = Self::custom(
+            spec["group"].as_str()?,
+            version["name"].as_str()?,
+            spec["names"]["plural"].as_str()?,
+            spec["names"]["kind"].as_str()?,
+            scope,
+        );
+        r.status_subresource = version["subresources"].get("status").is_some();
+        Some(r)
+    }
+
     pub fn with_status(mut self) -> Self {
         self.status_subresource = true;
         self

@@ -12,7 +12,7 @@
 //! write counters. Absolute numbers; nothing is asserted.
 
 use anyhow::{Context, Result, bail};
-use palisade_apiserver_double::{ApiServerDouble, Options, ResourceType, Scope};
+use palisade_apiserver_double::{ApiServerDouble, Options, ResourceType};
 use palisade_controller::publication::shard_of;
 use palisade_crds::publication::NODE_POLICY_PLURAL;
 use serde_json::{Value, json};
@@ -153,24 +153,18 @@ pub(crate) fn start_double(runtime: &tokio::runtime::Runtime) -> Result<ApiServe
         bookmark_interval: Duration::from_secs(1),
         ..Options::default()
     }))?;
-    double.register(ResourceType::custom(
-        GROUP,
-        "v1alpha1",
-        "clustertables",
-        "ClusterTable",
-        Scope::Cluster,
-    ));
-    double.register(
-        ResourceType::custom(
-            GROUP,
-            "v1alpha1",
-            NODE_POLICY_PLURAL,
-            "NodePolicy",
-            Scope::Cluster,
-        )
-        .with_status(),
-    );
+    register_publication_kinds(&double)?;
     Ok(double)
+}
+
+/// Registers the publication kinds (ClusterTable, NodePolicy) from their CRDs.
+pub(crate) fn register_publication_kinds(double: &ApiServerDouble) -> Result<()> {
+    for definition in palisade_crds::publication::publication_definitions() {
+        let kind = ResourceType::from_crd(&definition.crd)
+            .with_context(|| format!("the CRD of {}", definition.file_name))?;
+        double.register(kind);
+    }
+    Ok(())
 }
 
 /// A kubeconfig for the double at `url`.

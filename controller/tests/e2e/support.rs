@@ -3,7 +3,7 @@
 //! double holds against what `compile()` gives for the same objects). Waits poll with
 //! a generous deadline: a hang guard, not a timing assertion.
 
-use palisade_apiserver_double::{ApiServerDouble, Options, ResourceType, Scope};
+use palisade_apiserver_double::{ApiServerDouble, Options, ResourceType};
 use palisade_controller::controller::{self, Settings};
 use palisade_controller::health::Readiness;
 use palisade_controller::leader::LeaseSettings;
@@ -30,23 +30,9 @@ pub async fn double() -> ApiServerDouble {
     let double = ApiServerDouble::start_with(options)
         .await
         .expect("double starts");
-    double.register(ResourceType::custom(
-        GROUP,
-        "v1alpha1",
-        "clustertables",
-        "ClusterTable",
-        Scope::Cluster,
-    ));
-    double.register(
-        ResourceType::custom(
-            GROUP,
-            "v1alpha1",
-            NODE_POLICY_PLURAL,
-            "NodePolicy",
-            Scope::Cluster,
-        )
-        .with_status(),
-    );
+    for definition in palisade_crds::publication::publication_definitions() {
+        double.register(ResourceType::from_crd(&definition.crd).expect("a publication CRD"));
+    }
     double
 }
 

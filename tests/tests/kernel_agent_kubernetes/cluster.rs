@@ -6,7 +6,7 @@
 //! and metrics ports.
 
 use anyhow::{Context, Result, bail, ensure};
-use palisade_apiserver_double::{ApiServerDouble, Options, ResourceType, Scope};
+use palisade_apiserver_double::{ApiServerDouble, Options, ResourceType};
 use palisade_controller::controller::{self, Settings};
 use palisade_controller::health::Readiness;
 use palisade_controller::leader::LeaseSettings;
@@ -53,23 +53,9 @@ impl Cluster {
             bookmark_interval: Duration::from_millis(200),
             ..Options::default()
         }))?;
-        double.register(ResourceType::custom(
-            GROUP,
-            "v1alpha1",
-            "clustertables",
-            "ClusterTable",
-            Scope::Cluster,
-        ));
-        double.register(
-            ResourceType::custom(
-                GROUP,
-                "v1alpha1",
-                "nodepolicies",
-                "NodePolicy",
-                Scope::Cluster,
-            )
-            .with_status(),
-        );
+        for definition in palisade_crds::publication::publication_definitions() {
+            double.register(ResourceType::from_crd(&definition.crd).expect("a publication CRD"));
+        }
         for ns in [NAMESPACE, "palisade-system"] {
             double.insert(
                 "",
