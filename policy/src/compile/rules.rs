@@ -2,8 +2,7 @@
 //!
 //! While compiling, a verdict cites its rule by [`RuleId`], the rule's position in the
 //! catalog of every rule of every policy. The catalog is ordered the way
-//! [`RuleInfo`] sorts, so "the lowest `RuleId`" is "the first rule in the published
-//! table". At the end only the rules some entry cites are published
+//! [`RuleInfo`] sorts. At the end only the rules some entry cites are published
 //! ([`RuleCatalog::publish`]), renumbered without changing their order.
 
 use super::tables::RuleInfo;
@@ -117,14 +116,23 @@ impl RuleInfo {
     }
 }
 
-/// A rule's position in the [`RuleCatalog`]; lower sorts first.
+/// A rule's number: in a from-scratch compile its position in the [`RuleCatalog`]
+/// (so lower sorts first); the incremental compiler gives the rules of a policy added
+/// later freed or new numbers (`policy_numbers`). Which rule of several comes first is
+/// therefore never decided by comparing ids, but by the order of the policies that
+/// were selected and of their rules.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub(crate) struct RuleId(u32);
 
 impl RuleId {
-    /// The id `n` places after this one.
-    pub fn nth(self, n: usize) -> RuleId {
-        RuleId(self.0 + u32::try_from(n).unwrap_or(u32::MAX))
+    /// The id numbered `index`.
+    pub fn from_index(index: u32) -> RuleId {
+        RuleId(index)
+    }
+
+    /// The id's number (in the incremental compiler, also its published index).
+    pub fn index(self) -> u32 {
+        self.0
     }
 }
 
@@ -149,6 +157,15 @@ impl RuleRefs {
     /// The published index of `rule`, None if it is not cited.
     pub fn get(&self, rule: RuleId) -> Option<u32> {
         self.0.get(rule.0 as usize).copied().flatten()
+    }
+
+    /// Publishes `rule` at `index`.
+    pub fn set(&mut self, rule: RuleId, index: u32) {
+        let at = rule.0 as usize;
+        if self.0.len() <= at {
+            self.0.resize(at + 1, None);
+        }
+        self.0[at] = Some(index);
     }
 }
 
@@ -180,16 +197,6 @@ impl RuleCatalog {
             self.rules.push(rule);
         }
         id
-    }
-
-    /// Adds the rule `rule` makes, made only if the catalog keeps rules; returns its id.
-    pub fn add_with(&mut self, rule: impl FnOnce() -> RuleInfo) -> RuleId {
-        if self.counting {
-            let id = RuleId(self.len);
-            self.len = self.len.saturating_add(1);
-            return id;
-        }
-        self.add(rule())
     }
 
     /// The id the next rule added gets.

@@ -212,7 +212,8 @@ impl Compiler {
         // identities go after, their keys were needed to find those tables.
         // The policies indexed once, when first needed.
         let trust_boundaries = std::mem::take(&mut state.trust_boundaries);
-        let indexes = LazyIndexes::new(cluster, &trust_boundaries);
+        let numbers = std::mem::take(&mut state.numbers);
+        let indexes = LazyIndexes::new(cluster, &trust_boundaries, &numbers);
         let mut nodes: BTreeSet<String> = BTreeSet::new();
         let mut recompute: BTreeSet<ObjectRef> = BTreeSet::new();
         if !gained.is_empty() || !lost.is_empty() {
@@ -287,6 +288,7 @@ impl Compiler {
         nodes.extend(state.refresh_tables(cluster, &indexes, &recompute));
         drop(indexes);
         state.trust_boundaries = trust_boundaries;
+        state.numbers = numbers;
         for node in nodes {
             self.rebuild_node(&node);
         }
