@@ -20,7 +20,7 @@ use crate::model::Direction;
 use palisade_abi::reserved;
 
 /// One row of an endpoint's policy table, before the table gets its policy id and the
-/// cited rule its published index.
+/// cited rule its published index. Sixteen bytes (asserted below).
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub(crate) struct Row {
     pub peer_identity: u32,
@@ -45,6 +45,8 @@ impl Row {
         }
     }
 }
+
+const _: () = assert!(std::mem::size_of::<Row>() == 16);
 
 /// The rows for one direction of an endpoint table.
 pub(crate) fn encode_direction(

@@ -121,18 +121,21 @@ impl RuleInfo {
 /// later freed or new numbers (`policy_numbers`). Which rule of several comes first is
 /// therefore never decided by comparing ids, but by the order of the policies that
 /// were selected and of their rules.
+///
+/// Stored as the number plus one, so that an `Option<RuleId>` takes four bytes: every
+/// row of every table carries one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub(crate) struct RuleId(u32);
+pub(crate) struct RuleId(std::num::NonZeroU32);
 
 impl RuleId {
     /// The id numbered `index`.
     pub fn from_index(index: u32) -> RuleId {
-        RuleId(index)
+        RuleId(std::num::NonZeroU32::MIN.saturating_add(index))
     }
 
     /// The id's number (in the incremental compiler, also its published index).
     pub fn index(self) -> u32 {
-        self.0
+        self.0.get() - 1
     }
 }
 
@@ -146,22 +149,22 @@ impl RuleRefs {
         let len = refs
             .keys()
             .next_back()
-            .map_or(0, |last| last.0 as usize + 1);
+            .map_or(0, |last| last.index() as usize + 1);
         let mut dense = vec![None; len];
         for (id, index) in refs {
-            dense[id.0 as usize] = Some(*index);
+            dense[id.index() as usize] = Some(*index);
         }
         Self(dense)
     }
 
     /// The published index of `rule`, None if it is not cited.
     pub fn get(&self, rule: RuleId) -> Option<u32> {
-        self.0.get(rule.0 as usize).copied().flatten()
+        self.0.get(rule.index() as usize).copied().flatten()
     }
 
     /// Publishes `rule` at `index`.
     pub fn set(&mut self, rule: RuleId, index: u32) {
-        let at = rule.0 as usize;
+        let at = rule.index() as usize;
         if self.0.len() <= at {
             self.0.resize(at + 1, None);
         }
@@ -190,7 +193,7 @@ impl RuleCatalog {
 
     /// Adds a rule and returns its id. Rules must be added in [`RuleInfo`] order.
     pub fn add(&mut self, rule: RuleInfo) -> RuleId {
-        let id = RuleId(self.len);
+        let id = RuleId::from_index(self.len);
         self.len = self.len.saturating_add(1);
         if !self.counting {
             debug_assert!(self.rules.last().is_none_or(|last| *last < rule));
@@ -201,12 +204,12 @@ impl RuleCatalog {
 
     /// The id the next rule added gets.
     pub fn next_id(&self) -> RuleId {
-        RuleId(self.len)
+        RuleId::from_index(self.len)
     }
 
     /// The id of every rule added.
     pub fn ids(&self) -> impl Iterator<Item = RuleId> + '_ {
-        (0..self.len).map(RuleId)
+        (0..self.len).map(RuleId::from_index)
     }
 
     /// The rules `cited` names, in catalog order, and each one's index in that list
@@ -215,7 +218,7 @@ impl RuleCatalog {
         let mut published = Vec::with_capacity(cited.len());
         let mut refs = BTreeMap::new();
         for id in cited {
-            if let Some(rule) = self.rules.get(id.0 as usize) {
+            if let Some(rule) = self.rules.get(id.index() as usize) {
                 refs.insert(*id, u32::try_from(published.len()).unwrap_or(u32::MAX));
                 published.push(rule.clone());
             }
