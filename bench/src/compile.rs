@@ -4,14 +4,16 @@
 //! which keeps the state for incremental changes), the time of single changes applied
 //! with `Compiler::apply` (a pod relabelled to an existing identity, a pod moved to a
 //! brand-new label set and back, to a new label set every namespace's rules select, a
-//! pod created and deleted, a namespace relabelled, a NetworkPolicy changed and
-//! deleted), peak memory (max RSS) and the largest per-node table, serialized.
+//! pod created and deleted, a namespace relabelled, a NetworkPolicy changed, deleted
+//! and added, an EgressPolicy added and deleted), peak memory (max RSS) and the
+//! largest per-node table, serialized.
 
 use anyhow::Result;
 use palisade_policy::compile::{self, Change, Compiler};
 use palisade_policy::model::{
-    Cidr, Cluster, ContainerPort, Direction, LabelSelector, Labels, Namespace, NetworkPolicy, Node,
-    ObjectRef, Peer, Pod, PolicyRule, PortRef, PortSpec, Protocol,
+    Cidr, Cluster, ContainerPort, Direction, EgressPeer, EgressPolicy, EgressRule, Enforcement,
+    LabelSelector, Labels, Namespace, NetworkPolicy, Node, ObjectRef, Peer, Pod, PolicyRule,
+    PortRef, PortSpec, Protocol, ProtocolPorts,
 };
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
@@ -76,6 +78,30 @@ pub fn run() -> Result<()> {
         results.push(m);
     }
     report(&results)
+}
+
+/// A full compile and `Compiler::new` at the target scale, timed, and nothing else:
+/// the run to profile.
+pub fn profile() -> Result<()> {
+    let cluster = synthetic(FULL);
+    eprintln!("  cluster built: max RSS {:.0} MiB", max_rss_mib());
+    let start = Instant::now();
+    let compiled = compile::compile(&cluster);
+    eprintln!(
+        "  full compile {:.2} s, max RSS {:.0} MiB",
+        start.elapsed().as_secs_f64(),
+        max_rss_mib()
+    );
+    drop(compiled);
+    let start = Instant::now();
+    let compiler = Compiler::new(cluster);
+    eprintln!(
+        "  Compiler::new {:.2} s, max RSS {:.0} MiB",
+        start.elapsed().as_secs_f64(),
+        max_rss_mib()
+    );
+    drop(compiler);
+    Ok(())
 }
 
 /// One kind of change, applied with [`Compiler::apply`].
@@ -284,13 +310,55 @@ fn measure(label: &'static str, scale: Scale) -> Result<Measurement> {
         "NetworkPolicy changed",
         vec![Change::NetworkPolicyUpsert(changed)],
     ));
-    // One NetworkPolicy deleted (rules renumbered: still a full recompile).
+    // One NetworkPolicy deleted and added back (a policy whose ipBlocks other policies
+    // share, so no identity changes).
+    let removed_key = ObjectRef {
+        namespace: "ns-00002".into(),
+        name: "policy-4".into(),
+    };
+    let removed = compiler.cluster().network_policies[&removed_key].clone();
     changes.push(time_changes(
         &mut compiler,
         "NetworkPolicy deleted",
-        vec![Change::NetworkPolicyDelete(ObjectRef {
-            namespace: "ns-00002".into(),
-            name: "policy-3".into(),
+        vec![Change::NetworkPolicyDelete(removed_key)],
+    ));
+    changes.push(time_changes(
+        &mut compiler,
+        "NetworkPolicy added",
+        vec![Change::NetworkPolicyUpsert(removed)],
+    ));
+    // An EgressPolicy added (app-0 of one namespace may reach app-1 of its namespace
+    // on 8080), then deleted.
+    let allowlist = EgressPolicy {
+        namespace: "ns-00004".into(),
+        name: "egress-0".into(),
+        pod_selector: selector(&[("app", "app-0".to_string())]),
+        enforcement: Enforcement::Enforce,
+        egress: vec![EgressRule {
+            name: "to-app-1".into(),
+            to: vec![EgressPeer::Pods {
+                namespace_selector: None,
+                pod_selector: Some(selector(&[("app", "app-1".to_string())])),
+            }],
+            ports: vec![ProtocolPorts {
+                protocol: Protocol::Tcp,
+                first: 8080,
+                last: 8080,
+            }],
+        }],
+        sockets: None,
+    };
+    changes.push(time_changes(
+        &mut compiler,
+        "EgressPolicy added",
+        vec![Change::EgressPolicyUpsert(allowlist)],
+    ));
+    changes.push(time_changes(
+        &mut compiler,
+        "EgressPolicy deleted",
+        vec![Change::EgressPolicyDelete(ObjectRef {
+            namespace: "ns-00004".into(),
+            name: "egress-0".into(),
         })],
     ));
     drop(compiler);
@@ -487,8 +555,9 @@ fn report(results: &[Measurement]) -> Result<()> {
          Ratios are to the 1/10 baseline measured in the same run. Full compile is `compile::compile`; \
          `Compiler::new` is the same compile keeping the state the incremental compiler needs. \
          Changes are applied with `Compiler::apply` (median of the runs). Pod changes (new and retired \
-         identities included), namespace relabels and NetworkPolicy/EgressPolicy changes in place are \
-         incremental; a policy added or deleted, a cluster policy and a node change are full recompiles. The largest node table counts the \
+         identities included), namespace relabels and NetworkPolicies/EgressPolicies added, changed or deleted \
+         are incremental (unless they change the set of ipBlocks or of named egress ports, which shape identities); \
+         a cluster policy and a node change are full recompiles. The largest node table counts the \
          node's object and the policy tables it refers to, serialized as JSON; the compact column serializes \
          the tables in their compact form (`compile::compact::CompactPolicyTable`: each distinct row list \
          once, with its peers as delta-coded varints).\n\n",
