@@ -21,7 +21,7 @@ use palisade_abi::reserved;
 
 /// One row of an endpoint's policy table, before the table gets its policy id and the
 /// cited rule its published index. Sixteen bytes (asserted below).
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) struct Row {
     pub peer_identity: u32,
     pub direction: Direction,
@@ -47,6 +47,25 @@ impl Row {
 }
 
 const _: () = assert!(std::mem::size_of::<Row>() == 16);
+
+/// Two words per row, every field in them: row lists are hashed whole when they are
+/// interned (`endpoint_tables`), millions of rows per compile.
+impl std::hash::Hash for Row {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        let Outcome { verdict, rule } = self.outcome;
+        state.write_u64(
+            (u64::from(self.peer_identity) << 32)
+                | (u64::from(self.port) << 16)
+                | (u64::from(self.port_prefix_len) << 8)
+                | self.direction as u64,
+        );
+        state.write_u64(
+            (self.protocol.map_or(0, |p| u64::from(p) + 1) << 40)
+                | ((verdict as u64) << 36)
+                | rule.map_or(0, |r| u64::from(r.index()) + 1),
+        );
+    }
+}
 
 /// The rows for one direction of an endpoint table.
 pub(crate) fn encode_direction(

@@ -123,6 +123,14 @@ impl TableMemo {
             .retain(|input, _| !input.egress_allowlist.positions().contains(&position));
     }
 
+    /// Drops the row lists that only the interning set still holds. Between changes
+    /// of the incremental compiler, every row list a published table was made from is
+    /// held by an endpoint table, so none of those goes (their addresses key the
+    /// published tables: see [`EndpointTable::sharing_key`]).
+    pub fn drop_unused(&mut self) {
+        self.interned.retain(|rows| Rc::strong_count(rows) > 1);
+    }
+
     /// The one allocation of `rows`.
     fn intern(&mut self, rows: Vec<Row>) -> Rc<[Row]> {
         let rows: Rc<[Row]> = rows.into();

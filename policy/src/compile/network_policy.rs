@@ -32,6 +32,7 @@ use super::verdict::PeerVerdicts;
 use crate::model::{Cluster, Direction, NetworkPolicy, ObjectRef, Peer, Pod, PolicyRule, PortRef};
 use rustc_hash::{FxHashMap, FxHashSet};
 use std::collections::{BTreeMap, BTreeSet};
+use std::rc::Rc;
 
 /// For each (protocol, port): the first rule (in evaluation order: policies by key,
 /// rules in order) that allows it, if any.
@@ -243,7 +244,7 @@ impl<'a> RuleEvaluator<'a> {
             .enumerate()
             .map(|(i, r)| ports_allowed(r, i, receiver(None)))
             .collect();
-        let matched: Vec<BTreeSet<u32>> = rules.iter().map(|r| self.matched_peers(r)).collect();
+        let matched: Vec<Rc<BTreeSet<u32>>> = rules.iter().map(|r| self.matched_peers(r)).collect();
 
         // Rules without peers match every peer.
         let peerless: Vec<usize> = (0..rules.len())
@@ -259,7 +260,10 @@ impl<'a> RuleEvaluator<'a> {
 
         // Peers some rule names; and on egress, when a rule without peers names ports,
         // the pods those names may resolve on.
-        let mut candidates: BTreeSet<u32> = matched.iter().flatten().copied().collect();
+        let mut candidates: BTreeSet<u32> = match matched.as_slice() {
+            [only] => (**only).clone(),
+            _ => matched.iter().flat_map(|m| m.iter()).copied().collect(),
+        };
         if rules
             .iter()
             .any(|r| r.rule.peers.is_empty() && depends_on_peer(r))
@@ -360,7 +364,21 @@ impl<'a> RuleEvaluator<'a> {
     }
 
     /// The identities a rule's peers name (empty for a rule without peers).
-    fn matched_peers(&self, rule: &Rule<'a>) -> BTreeSet<u32> {
+    fn matched_peers(&self, rule: &Rule<'a>) -> Rc<BTreeSet<u32>> {
+        // One peer selecting pods (the common rule): its memoized selection as is.
+        if let [
+            Peer::Pods {
+                namespace_selector,
+                pod_selector,
+            },
+        ] = rule.rule.peers.as_slice()
+        {
+            return self.pod_peers.selected(
+                rule.namespace,
+                namespace_selector.as_ref(),
+                pod_selector.as_ref(),
+            );
+        }
         let mut matched = BTreeSet::new();
         for peer in &rule.rule.peers {
             match peer {
@@ -392,7 +410,7 @@ impl<'a> RuleEvaluator<'a> {
                 }
             }
         }
-        matched
+        Rc::new(matched)
     }
 }
 

@@ -216,7 +216,8 @@ impl Compiler {
         let indexes = LazyIndexes::new(cluster, &trust_boundaries, &numbers);
         let mut nodes: BTreeSet<String> = BTreeSet::new();
         let mut recompute: BTreeSet<ObjectRef> = BTreeSet::new();
-        if !gained.is_empty() || !lost.is_empty() {
+        let rows_replaced = !gained.is_empty() || !lost.is_empty();
+        if rows_replaced {
             let replaced = state.update_peer_rows(cluster, &indexes, &gained, &lost);
             if !replaced.is_empty() {
                 let stale = |table: &EndpointTable| {
@@ -291,6 +292,9 @@ impl Compiler {
         state.numbers = numbers;
         for node in nodes {
             self.rebuild_node(&node);
+        }
+        if rows_replaced {
+            self.state.memo.drop_unused();
         }
         true
     }

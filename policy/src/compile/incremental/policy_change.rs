@@ -175,5 +175,6 @@ impl Compiler {
         for node in nodes {
             self.rebuild_node(&node);
         }
+        self.state.memo.drop_unused();
     }
 }
