@@ -123,10 +123,11 @@ impl TableMemo {
             .retain(|input, _| !input.egress_allowlist.positions().contains(&position));
     }
 
-    /// Drops the row lists that only the interning set still holds. Between changes
-    /// of the incremental compiler, every row list a published table was made from is
-    /// held by an endpoint table, so none of those goes (their addresses key the
-    /// published tables: see [`EndpointTable::sharing_key`]).
+    /// Drops the row lists that only the interning set still holds. Their addresses
+    /// may still key published tables (see [`EndpointTable::sharing_key`]) until the
+    /// nodes using them are rebuilt, so no row list may be allocated between this and
+    /// those rebuilds; after them, every published table's rows are held by the
+    /// endpoint tables it was made from.
     pub fn drop_unused(&mut self) {
         self.interned.retain(|rows| Rc::strong_count(rows) > 1);
     }

@@ -287,14 +287,17 @@ impl Compiler {
             }
         }
         nodes.extend(state.refresh_tables(cluster, &indexes, &recompute));
+        if rows_replaced {
+            // Before the nodes are rebuilt: the rows replaced go before the tables
+            // published from the new ones are made (no row list is allocated until
+            // the nodes are rebuilt, so no freed address is reused under a table key).
+            state.memo.drop_unused();
+        }
         drop(indexes);
         state.trust_boundaries = trust_boundaries;
         state.numbers = numbers;
         for node in nodes {
             self.rebuild_node(&node);
-        }
-        if rows_replaced {
-            self.state.memo.drop_unused();
         }
         true
     }

@@ -169,12 +169,13 @@ impl Compiler {
             .map(|(pod_ref, _)| pod_ref.clone())
             .collect();
         let nodes = state.refresh_tables(cluster, &indexes, &pods);
+        // See `pods_incrementally`: the rows nothing holds go before nodes are rebuilt.
+        state.memo.drop_unused();
         drop(indexes);
         state.trust_boundaries = trust_boundaries;
         state.numbers = numbers;
         for node in nodes {
             self.rebuild_node(&node);
         }
-        self.state.memo.drop_unused();
     }
 }
