@@ -93,13 +93,14 @@ impl<'a> EgressPolicies<'a> {
         policies.resize_with(numbers.positions(), || None);
         let mut by_namespace: FxHashMap<&'a str, Vec<usize>> = FxHashMap::default();
         for (key, policy) in &cluster.egress_policies {
-            let Some(numbered) = numbers.get(key) else {
-                debug_assert!(false, "EgressPolicy {key:?} is not numbered");
-                continue;
-            };
-            let Some((implicit_deny, rules)) = numbered.rules.split_last() else {
-                continue;
-            };
+            // Never skipped: a policy left out would open what it narrows.
+            let numbered = numbers
+                .get(key)
+                .expect("every EgressPolicy of the cluster is numbered");
+            let (implicit_deny, rules) = numbered
+                .rules
+                .split_last()
+                .expect("an EgressPolicy has its implicit deny");
             policies[numbered.position] = Some(IndexedPolicy {
                 policy,
                 rules: rules.to_vec(),

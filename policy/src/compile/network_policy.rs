@@ -135,10 +135,10 @@ impl<'a> NetworkPolicies<'a> {
         policies.resize_with(numbers.positions(), || None);
         let mut by_namespace: FxHashMap<&'a str, Vec<usize>> = FxHashMap::default();
         for (policy_ref, policy) in &cluster.network_policies {
-            let Some(numbered) = numbers.get(policy_ref) else {
-                debug_assert!(false, "NetworkPolicy {policy_ref:?} is not numbered");
-                continue;
-            };
+            // Never skipped: a policy left out would open what it isolates.
+            let numbered = numbers
+                .get(policy_ref)
+                .expect("every NetworkPolicy of the cluster is numbered");
             let namespace = policy_ref.namespace.as_str();
             policies[numbered.position] = Some(IndexedPolicy {
                 namespace,
