@@ -142,7 +142,12 @@ impl RuleId {
 /// The published index (`rule_ref`) of each cited rule, dense by [`RuleId`]: looked
 /// up once per published row, so it must be cheap.
 #[derive(Default)]
-pub(crate) struct RuleRefs(Vec<Option<u32>>);
+pub(crate) struct RuleRefs {
+    refs: Vec<Option<u32>>,
+    /// Every id below the highest is published, under its own number (so a row of an
+    /// endpoint table is its published row).
+    identity: bool,
+}
 
 impl RuleRefs {
     pub fn new(refs: &BTreeMap<RuleId, u32>) -> Self {
@@ -154,21 +159,34 @@ impl RuleRefs {
         for (id, index) in refs {
             dense[id.index() as usize] = Some(*index);
         }
-        Self(dense)
+        let identity = refs.len() == len && refs.iter().all(|(id, index)| id.index() == *index);
+        Self {
+            refs: dense,
+            identity,
+        }
     }
 
     /// The published index of `rule`, None if it is not cited.
     pub fn get(&self, rule: RuleId) -> Option<u32> {
-        self.0.get(rule.index() as usize).copied().flatten()
+        self.refs.get(rule.index() as usize).copied().flatten()
+    }
+
+    /// Whether every rule is published under its own number.
+    pub fn is_identity(&self) -> bool {
+        self.identity
     }
 
     /// Publishes `rule` at `index`.
     pub fn set(&mut self, rule: RuleId, index: u32) {
         let at = rule.index() as usize;
-        if self.0.len() <= at {
-            self.0.resize(at + 1, None);
+        if self.refs.len() < at {
+            self.identity = false;
         }
-        self.0[at] = Some(index);
+        if self.refs.len() <= at {
+            self.refs.resize(at + 1, None);
+        }
+        self.refs[at] = Some(index);
+        self.identity &= index == rule.index();
     }
 }
 
