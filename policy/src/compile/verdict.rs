@@ -9,8 +9,8 @@ use rustc_hash::FxHashMap;
 /// an endpoint NetworkPolicy isolates, allow where no tier decides (and for the own
 /// node, see `tiers`).
 ///
-/// Packed to six bytes (two-byte aligned), so that a row of an endpoint table
-/// (`encode::Row`) takes sixteen: the memo of the incremental compiler holds millions.
+/// Packed to six bytes (two-byte aligned): port maps hold one per run of ports, and
+/// `Option<RuleId>` takes four.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[repr(C, packed(2))]
 pub(crate) struct Outcome {
