@@ -123,11 +123,12 @@ impl TableMemo {
             .retain(|input, _| !input.egress_allowlist.positions().contains(&position));
     }
 
-    /// Drops the row lists that only the interning set still holds. Their addresses
-    /// may still key published tables (see [`EndpointTable::sharing_key`]) until the
-    /// nodes using them are rebuilt, so no row list may be allocated between this and
-    /// those rebuilds; after them, every published table's rows are held by the
-    /// endpoint tables it was made from.
+    /// Drops the row lists that only the interning set still holds. Published tables
+    /// hold the rows they share (see `nodes::publish_table`); the addresses of the
+    /// others may still key published tables (see [`EndpointTable::sharing_key`])
+    /// until the nodes using them are rebuilt, so no row list may be allocated between
+    /// this and those rebuilds; after them, every published table's rows are held by
+    /// the endpoint tables it was made from.
     pub fn drop_unused(&mut self) {
         self.interned.retain(|rows| Arc::strong_count(rows) > 1);
     }

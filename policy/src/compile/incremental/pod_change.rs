@@ -299,6 +299,10 @@ impl Compiler {
         for node in nodes {
             self.rebuild_node(&node);
         }
+        if rows_replaced {
+            // And the rows the replaced published tables held.
+            self.state.memo.drop_unused();
+        }
         true
     }
 

@@ -177,5 +177,7 @@ impl Compiler {
         for node in nodes {
             self.rebuild_node(&node);
         }
+        // And the rows the replaced published tables held.
+        self.state.memo.drop_unused();
     }
 }
