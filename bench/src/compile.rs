@@ -4,14 +4,16 @@
 //! which keeps the state for incremental changes), the time of single changes applied
 //! with `Compiler::apply` (a pod relabelled to an existing identity, a pod moved to a
 //! brand-new label set and back, to a new label set every namespace's rules select, a
-//! pod created and deleted, a namespace relabelled, a NetworkPolicy changed and
-//! deleted), peak memory (max RSS) and the largest per-node table, serialized.
+//! pod created and deleted, a namespace relabelled, a NetworkPolicy changed, deleted
+//! and added, an EgressPolicy added and deleted), peak memory (max RSS) and the
+//! largest per-node table, serialized.
 
 use anyhow::Result;
 use palisade_policy::compile::{self, Change, Compiler};
 use palisade_policy::model::{
-    Cidr, Cluster, ContainerPort, Direction, LabelSelector, Labels, Namespace, NetworkPolicy, Node,
-    ObjectRef, Peer, Pod, PolicyRule, PortRef, PortSpec, Protocol,
+    Cidr, Cluster, ContainerPort, Direction, EgressPeer, EgressPolicy, EgressRule, Enforcement,
+    LabelSelector, Labels, Namespace, NetworkPolicy, Node, ObjectRef, Peer, Pod, PolicyRule,
+    PortRef, PortSpec, Protocol, ProtocolPorts,
 };
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
@@ -44,6 +46,8 @@ struct Measurement {
     /// Max RSS after `compile::compile` (cluster and one compile)...
     max_rss_compile_mib: f64,
     compiler_new_s: f64,
+    /// Max RSS right after `Compiler::new` (before any change)...
+    max_rss_compiler_new_mib: f64,
     changes: Vec<ChangeTiming>,
     /// ... and at the end (the `Compiler`, its full recompiles included).
     max_rss_mib: f64,
@@ -76,6 +80,30 @@ pub fn run() -> Result<()> {
         results.push(m);
     }
     report(&results)
+}
+
+/// A full compile and `Compiler::new` at the target scale, timed, and nothing else:
+/// the run to profile.
+pub fn profile() -> Result<()> {
+    let cluster = synthetic(FULL);
+    eprintln!("  cluster built: max RSS {:.0} MiB", max_rss_mib());
+    let start = Instant::now();
+    let compiled = compile::compile(&cluster);
+    eprintln!(
+        "  full compile {:.2} s, max RSS {:.0} MiB",
+        start.elapsed().as_secs_f64(),
+        max_rss_mib()
+    );
+    drop(compiled);
+    let start = Instant::now();
+    let compiler = Compiler::new(cluster);
+    eprintln!(
+        "  Compiler::new {:.2} s, max RSS {:.0} MiB",
+        start.elapsed().as_secs_f64(),
+        max_rss_mib()
+    );
+    drop(compiler);
+    Ok(())
 }
 
 /// One kind of change, applied with [`Compiler::apply`].
@@ -123,6 +151,7 @@ fn measure(label: &'static str, scale: Scale) -> Result<Measurement> {
     let start = Instant::now();
     let mut compiler = Compiler::new(cluster);
     let compiler_new_s = start.elapsed().as_secs_f64();
+    let max_rss_compiler_new_mib = max_rss_mib();
     let compiled = compiler.compiled();
     // A node's table: its own object (addresses, endpoints, table references) and the
     // policy tables it references, serialized.
@@ -284,13 +313,55 @@ fn measure(label: &'static str, scale: Scale) -> Result<Measurement> {
         "NetworkPolicy changed",
         vec![Change::NetworkPolicyUpsert(changed)],
     ));
-    // One NetworkPolicy deleted (rules renumbered: still a full recompile).
+    // One NetworkPolicy deleted and added back (a policy whose ipBlocks other policies
+    // share, so no identity changes).
+    let removed_key = ObjectRef {
+        namespace: "ns-00002".into(),
+        name: "policy-4".into(),
+    };
+    let removed = compiler.cluster().network_policies[&removed_key].clone();
     changes.push(time_changes(
         &mut compiler,
         "NetworkPolicy deleted",
-        vec![Change::NetworkPolicyDelete(ObjectRef {
-            namespace: "ns-00002".into(),
-            name: "policy-3".into(),
+        vec![Change::NetworkPolicyDelete(removed_key)],
+    ));
+    changes.push(time_changes(
+        &mut compiler,
+        "NetworkPolicy added",
+        vec![Change::NetworkPolicyUpsert(removed)],
+    ));
+    // An EgressPolicy added (app-0 of one namespace may reach app-1 of its namespace
+    // on 8080), then deleted.
+    let allowlist = EgressPolicy {
+        namespace: "ns-00004".into(),
+        name: "egress-0".into(),
+        pod_selector: selector(&[("app", "app-0".to_string())]),
+        enforcement: Enforcement::Enforce,
+        egress: vec![EgressRule {
+            name: "to-app-1".into(),
+            to: vec![EgressPeer::Pods {
+                namespace_selector: None,
+                pod_selector: Some(selector(&[("app", "app-1".to_string())])),
+            }],
+            ports: vec![ProtocolPorts {
+                protocol: Protocol::Tcp,
+                first: 8080,
+                last: 8080,
+            }],
+        }],
+        sockets: None,
+    };
+    changes.push(time_changes(
+        &mut compiler,
+        "EgressPolicy added",
+        vec![Change::EgressPolicyUpsert(allowlist)],
+    ));
+    changes.push(time_changes(
+        &mut compiler,
+        "EgressPolicy deleted",
+        vec![Change::EgressPolicyDelete(ObjectRef {
+            namespace: "ns-00004".into(),
+            name: "egress-0".into(),
         })],
     ));
     drop(compiler);
@@ -300,6 +371,7 @@ fn measure(label: &'static str, scale: Scale) -> Result<Measurement> {
         full_compile_s,
         max_rss_compile_mib,
         compiler_new_s,
+        max_rss_compiler_new_mib,
         changes,
         max_rss_mib: max_rss_mib(),
         identities,
@@ -487,18 +559,23 @@ fn report(results: &[Measurement]) -> Result<()> {
          Ratios are to the 1/10 baseline measured in the same run. Full compile is `compile::compile`; \
          `Compiler::new` is the same compile keeping the state the incremental compiler needs. \
          Changes are applied with `Compiler::apply` (median of the runs). Pod changes (new and retired \
-         identities included), namespace relabels and NetworkPolicy/EgressPolicy changes in place are \
-         incremental; a policy added or deleted, a cluster policy and a node change are full recompiles. The largest node table counts the \
+         identities included), namespace relabels and NetworkPolicies/EgressPolicies added, changed or deleted \
+         are incremental (unless they change the set of ipBlocks or of named egress ports, which shape identities); \
+         a cluster policy and a node change are full recompiles. The largest node table counts the \
          node's object and the policy tables it refers to, serialized as JSON; the compact column serializes \
          the tables in their compact form (`compile::compact::CompactPolicyTable`: each distinct row list \
-         once, with its peers as delta-coded varints).\n\n",
+         once, with its peers as delta-coded varints). Max RSS is the process's peak so far: after the full \
+         compile (the cluster model and one compile), after `Compiler::new` (the compile dropped), and at the \
+         end (the compiler after every change below; the largest changes hold old and new rows of the tables \
+         they replace for a moment). Measured on a 2-core machine shared with other builds: absolute times \
+         vary by up to 2x from run to run; the ratios are steadier.\n\n",
     );
-    md.push_str("| run | nodes | namespaces | pods | policies | identities | full compile (s) | ratio | Compiler::new (s) | max RSS, compile (MiB) | max RSS, Compiler (MiB) | largest node table (bytes, JSON) | largest node table (bytes, compact JSON) | policy rows (all nodes) |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    md.push_str("| run | nodes | namespaces | pods | policies | identities | full compile (s) | ratio | Compiler::new (s) | max RSS, compile (MiB) | max RSS, Compiler::new (MiB) | max RSS, after changes (MiB) | largest node table (bytes, JSON) | largest node table (bytes, compact JSON) | policy rows (all nodes) |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     let mut json = Vec::new();
     for m in results {
         let policies = m.scale.namespaces * m.scale.policies_per_namespace;
         md.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {} | {:.2} | {:.1} | {:.2} | {:.0} | {:.0} | {} | {} | {} |\n",
+            "| {} | {} | {} | {} | {} | {} | {:.2} | {:.1} | {:.2} | {:.0} | {:.0} | {:.0} | {} | {} | {} |\n",
             m.label,
             m.scale.nodes,
             m.scale.namespaces,
@@ -509,6 +586,7 @@ fn report(results: &[Measurement]) -> Result<()> {
             m.full_compile_s / base.full_compile_s,
             m.compiler_new_s,
             m.max_rss_compile_mib,
+            m.max_rss_compiler_new_mib,
             m.max_rss_mib,
             m.largest_node_table_bytes,
             m.largest_node_compact_bytes,
@@ -529,6 +607,7 @@ fn report(results: &[Measurement]) -> Result<()> {
             "pods": m.scale.pods, "policies": policies, "identities": m.identities,
             "full_compile_s": m.full_compile_s, "compiler_new_s": m.compiler_new_s,
             "max_rss_compile_mib": m.max_rss_compile_mib,
+            "max_rss_compiler_new_mib": m.max_rss_compiler_new_mib,
             "changes": changes,
             "max_rss_mib": m.max_rss_mib, "largest_node_table_bytes": m.largest_node_table_bytes,
             "largest_node_compact_bytes": m.largest_node_compact_bytes,

@@ -42,7 +42,12 @@ enum Command {
         rounds: usize,
     },
     /// The compiler at cluster scale (no privileges needed).
-    Compile,
+    Compile {
+        /// Only time a full compile and `Compiler::new` at the target scale, for
+        /// profiling (`perf record`); writes no results.
+        #[arg(long)]
+        profile: bool,
+    },
     /// The controller binary against the API-server double at cluster scale.
     Controller {
         /// Divide the 5,000 nodes, 2,000 namespaces and 150,000 pods by this.
@@ -79,7 +84,8 @@ enum Command {
 fn main() -> Result<()> {
     match Cli::parse().command {
         Command::Datapath { repeat, rounds } => datapath::run(repeat, rounds),
-        Command::Compile => compile::run(),
+        Command::Compile { profile: false } => compile::run(),
+        Command::Compile { profile: true } => compile::profile(),
         Command::Controller {
             divide,
             pods,

@@ -75,9 +75,23 @@ pub(crate) type Membership = BTreeSet<BlockId>;
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct IpBlocks {
     blocks: Vec<IpBlock>,
+    /// Each network of `blocks` with the range of the blocks that have it (adjacent:
+    /// blocks sort by network first).
+    networks: Vec<(IpNet, std::ops::Range<usize>)>,
 }
 
 impl IpBlocks {
+    fn of(blocks: Vec<IpBlock>) -> Self {
+        let mut networks: Vec<(IpNet, std::ops::Range<usize>)> = Vec::new();
+        for (i, block) in blocks.iter().enumerate() {
+            match networks.last_mut() {
+                Some((network, range)) if *network == block.cidr => range.end = i + 1,
+                _ => networks.push((block.cidr, i..i + 1)),
+            }
+        }
+        Self { blocks, networks }
+    }
+
     pub fn collect(cluster: &Cluster) -> Self {
         let ip_blocks = cluster
             .network_policies
@@ -111,7 +125,7 @@ impl IpBlocks {
         let mut blocks: Vec<IpBlock> = ip_blocks.chain(networks).chain(egress_cidrs).collect();
         blocks.sort_unstable();
         blocks.dedup();
-        Self { blocks }
+        Self::of(blocks)
     }
 
     /// The id of the block a policy peer names (a `networks` CIDR: no excepts), if it
@@ -140,11 +154,14 @@ impl IpBlocks {
     }
 
     pub fn membership_of_prefix(&self, prefix: &IpNet) -> Membership {
-        self.blocks
+        // A network that does not contain the prefix is skipped with all its blocks
+        // (every pod address is checked against every block).
+        self.networks
             .iter()
-            .enumerate()
-            .filter(|(_, block)| block.contains_prefix(prefix))
-            .map(|(i, _)| BlockId(i))
+            .filter(|(network, _)| network.contains(prefix))
+            .flat_map(|(_, range)| range.clone())
+            .filter(|i| self.blocks[*i].contains_prefix(prefix))
+            .map(BlockId)
             .collect()
     }
 
@@ -204,7 +221,7 @@ mod tests {
             .collect();
         blocks.sort_unstable();
         blocks.dedup();
-        IpBlocks { blocks }
+        IpBlocks::of(blocks)
     }
 
     fn ids(blocks: &IpBlocks, list: &[(&str, &[&str])]) -> Membership {

@@ -45,7 +45,7 @@ impl CompactPolicyTable {
     /// The compact form of `table`.
     pub fn of(table: &PolicyTable) -> Self {
         let mut by_peer: BTreeMap<u32, Vec<[i64; 6]>> = BTreeMap::new();
-        for row in &table.rows {
+        for row in table.rows.iter() {
             by_peer
                 .entry(row.peer_identity)
                 .or_default()
@@ -93,7 +93,7 @@ impl CompactPolicyTable {
         }
         rows.sort_unstable();
         Ok(PolicyTable {
-            rows,
+            rows: rows.into(),
             fqdn_rules: self.fqdn_rules.clone(),
         })
     }
@@ -217,7 +217,7 @@ mod tests {
         rows.push(row(7, 22, Verdict::AuditDeny, Some(0)));
         rows.sort_unstable();
         let table = PolicyTable {
-            rows,
+            rows: rows.into(),
             fqdn_rules: Vec::new(),
         };
         let compact = CompactPolicyTable::of(&table);

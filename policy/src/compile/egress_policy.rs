@@ -14,6 +14,7 @@
 
 use super::cidr::IpBlocks;
 use super::identity::Identities;
+use super::policy_numbers::PolicyNumbers;
 use super::port_map::PortMap;
 use super::ports::PortRange;
 use super::rules::{RuleCatalog, RuleId};
@@ -24,7 +25,7 @@ use super::verdict::{Outcome, PeerVerdicts};
 use crate::model::{
     Cluster, EgressPeer, EgressPolicy, EgressRule, Enforcement, Pod, ProtocolPorts,
 };
-use rustc_hash::FxHashSet;
+use rustc_hash::{FxHashMap, FxHashSet};
 use std::collections::{BTreeMap, BTreeSet};
 
 struct IndexedPolicy<'a> {
@@ -34,10 +35,24 @@ struct IndexedPolicy<'a> {
     implicit_deny: RuleId,
 }
 
-/// Every EgressPolicy of the cluster, in namespace/name order (which is [`RuleId`]
-/// order).
+/// Every EgressPolicy of the cluster, by stable position (`policy_numbers`).
 pub(crate) struct EgressPolicies<'a> {
-    policies: Vec<IndexedPolicy<'a>>,
+    /// None where no policy has the position.
+    policies: Vec<Option<IndexedPolicy<'a>>>,
+    /// Namespace -> the positions of its policies, in key order (the order in which
+    /// selections list them and rules are evaluated).
+    by_namespace: FxHashMap<&'a str, Vec<usize>>,
+}
+
+/// The rules of the EgressPolicy `policy`, in the order its [`NumberedPolicy`]
+/// numbers them: its rules, then its implicit deny.
+///
+/// [`NumberedPolicy`]: super::policy_numbers::NumberedPolicy
+pub(crate) fn rule_infos(policy: &EgressPolicy) -> Vec<RuleInfo> {
+    (0..policy.egress.len())
+        .map(|index| RuleInfo::egress_policy(policy, index))
+        .chain([RuleInfo::egress_policy_implicit_deny(policy)])
+        .collect()
 }
 
 /// A DNS name rule of an endpoint's effective allowlist, before publication.
@@ -59,37 +74,63 @@ pub(crate) struct SocketControls {
 }
 
 impl<'a> EgressPolicies<'a> {
-    /// Indexes the policies and enters their rules in `catalog` (tier `egress`: after
-    /// the cluster tiers, before NetworkPolicy), each policy's implicit deny after its
-    /// rules.
-    pub fn index(cluster: &'a Cluster, catalog: &mut RuleCatalog) -> Self {
-        let policies = cluster
-            .egress_policies
-            .values()
-            .map(|policy| IndexedPolicy {
+    /// Numbers the cluster's policies in key order, entering their rules in `catalog`
+    /// (tier `egress`: after the cluster tiers, before NetworkPolicy), each policy's
+    /// implicit deny after its rules.
+    pub fn number(cluster: &Cluster, catalog: &mut RuleCatalog) -> PolicyNumbers {
+        PolicyNumbers::in_key_order(
+            cluster
+                .egress_policies
+                .iter()
+                .map(|(key, policy)| (key, rule_infos(policy))),
+            catalog,
+        )
+    }
+
+    /// Indexes the policies, numbered by `numbers` (which numbers every one of them).
+    pub fn index(cluster: &'a Cluster, numbers: &PolicyNumbers) -> Self {
+        let mut policies: Vec<Option<IndexedPolicy<'a>>> = Vec::new();
+        policies.resize_with(numbers.positions(), || None);
+        let mut by_namespace: FxHashMap<&'a str, Vec<usize>> = FxHashMap::default();
+        for (key, policy) in &cluster.egress_policies {
+            // Never skipped: a policy left out would open what it narrows.
+            let numbered = numbers
+                .get(key)
+                .expect("every EgressPolicy of the cluster is numbered");
+            let (implicit_deny, rules) = numbered
+                .rules
+                .split_last()
+                .expect("an EgressPolicy has its implicit deny");
+            policies[numbered.position] = Some(IndexedPolicy {
                 policy,
-                rules: (0..policy.egress.len())
-                    .map(|index| catalog.add_with(|| RuleInfo::egress_policy(policy, index)))
-                    .collect(),
-                implicit_deny: catalog.add_with(|| RuleInfo::egress_policy_implicit_deny(policy)),
-            })
-            .collect();
-        Self { policies }
+                rules: rules.to_vec(),
+                implicit_deny: *implicit_deny,
+            });
+            by_namespace
+                .entry(key.namespace.as_str())
+                .or_default()
+                .push(numbered.position);
+        }
+        Self {
+            policies,
+            by_namespace,
+        }
     }
 
     /// The pod's effective EgressPolicies (namespace `namespace`): the enforcing ones
     /// that select it, else the audit ones. Empty: its egress is not narrowed.
     pub fn effective(&self, namespace: &str, pod: &Pod) -> Selection {
+        let in_namespace = self
+            .by_namespace
+            .get(namespace)
+            .map_or(&[][..], Vec::as_slice);
         let selecting = |enforcement: Enforcement| {
-            self.policies
-                .iter()
-                .enumerate()
-                .filter(move |(_, p)| {
-                    p.policy.namespace == namespace
-                        && p.policy.enforcement == enforcement
+            in_namespace.iter().copied().filter(move |i| {
+                self.policies[*i].as_ref().is_some_and(|p| {
+                    p.policy.enforcement == enforcement
                         && p.policy.pod_selector.matches(&pod.labels)
                 })
-                .map(|(i, _)| i)
+            })
         };
         let enforcing = Selection::new(selecting(Enforcement::Enforce));
         if enforcing.is_empty() {
@@ -173,7 +214,7 @@ impl<'a> EgressPolicies<'a> {
         selection
             .positions()
             .iter()
-            .filter_map(|i| self.policies.get(*i))
+            .filter_map(|i| self.policies.get(*i)?.as_ref())
     }
 }
 
@@ -243,7 +284,8 @@ impl<'a> AllowlistEvaluator<'a> {
             .map(|(_, rule, id)| ports_allowed(&rule.ports, *id))
             .collect();
         let groups = groups.into_iter().map(|(signature, peers)| {
-            // Rules come in id order: an earlier rule keeps the points it allows.
+            // Rules come in evaluation order (policies by key, rules in order): an
+            // earlier rule keeps the points it allows.
             let function = signature
                 .iter()
                 .fold(PortMap::constant(None), |function, i| {
@@ -264,6 +306,7 @@ impl<'a> AllowlistEvaluator<'a> {
             .policies
             .iter()
             .enumerate()
+            .filter_map(|(position, p)| Some((position, p.as_ref()?)))
             .filter(|(_, p)| {
                 p.policy
                     .egress

@@ -13,35 +13,49 @@
 
 use super::port_map::PortMap;
 use super::ports::PortRange;
-use super::rules::RuleRefs;
+use super::rules::{RuleId, RuleRefs};
 use super::tables::PolicyRow;
 use super::verdict::{Outcome, PeerVerdicts};
 use crate::model::Direction;
 use palisade_abi::reserved;
 
-/// One row of an endpoint's policy table, before the table gets its policy id and the
-/// cited rule its published index.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub(crate) struct Row {
-    pub peer_identity: u32,
-    pub direction: Direction,
-    pub protocol: Option<u8>,
-    pub port: u16,
-    pub port_prefix_len: u8,
-    pub outcome: Outcome,
-}
+/// One row of an endpoint's policy table, before the table gets its policy id: a
+/// published row whose `rule_ref` is the cited rule's [`RuleId`] number. The
+/// incremental compiler publishes every rule under its number, so its published
+/// tables share these rows (`nodes::publish_table`) instead of holding a copy.
+pub(crate) type Row = PolicyRow;
 
-impl Row {
-    /// The published row, citing its rule by the rule's published index.
-    pub fn publish(&self, rule_refs: &RuleRefs) -> PolicyRow {
+impl PolicyRow {
+    /// The row `outcome` gives, citing its rule by number.
+    fn of_outcome(
+        peer_identity: u32,
+        direction: Direction,
+        (protocol, port, port_prefix_len): (Option<u8>, u16, u8),
+        outcome: Outcome,
+    ) -> Self {
+        let Outcome { verdict, rule } = outcome;
+        Self {
+            peer_identity,
+            direction,
+            protocol,
+            port,
+            port_prefix_len,
+            verdict,
+            rule_ref: rule.map(RuleId::index),
+        }
+    }
+
+    /// The rule a row of an endpoint table cites.
+    pub(crate) fn rule(&self) -> Option<RuleId> {
+        self.rule_ref.map(RuleId::from_index)
+    }
+
+    /// The published row of a row of an endpoint table, citing its rule by the rule's
+    /// published index.
+    pub(crate) fn publish(&self, rule_refs: &RuleRefs) -> PolicyRow {
         PolicyRow {
-            peer_identity: self.peer_identity,
-            direction: self.direction,
-            protocol: self.protocol,
-            port: self.port,
-            port_prefix_len: self.port_prefix_len,
-            verdict: self.outcome.verdict,
-            rule_ref: self.outcome.rule.and_then(|rule| rule_refs.get(rule)),
+            rule_ref: self.rule().and_then(|rule| rule_refs.get(rule)),
+            ..*self
         }
     }
 }
@@ -61,7 +75,7 @@ pub(crate) fn encode_direction(
         for peer in peers {
             rows.extend(shape.iter().map(|row| Row {
                 peer_identity: peer,
-                ..row.clone()
+                ..*row
             }));
         }
     }
@@ -69,13 +83,8 @@ pub(crate) fn encode_direction(
 }
 
 fn encode_peer(peer: u32, direction: Direction, function: &PortMap<Outcome>, rows: &mut Vec<Row>) {
-    let row = |protocol, port, port_prefix_len, outcome| Row {
-        peer_identity: peer,
-        direction,
-        protocol,
-        port,
-        port_prefix_len,
-        outcome,
+    let row = |protocol, port, port_prefix_len, outcome| {
+        Row::of_outcome(peer, direction, (protocol, port, port_prefix_len), outcome)
     };
     let other = *function.other();
     rows.push(row(None, 0, 0, other));
@@ -141,7 +150,7 @@ mod tests {
         let verdicts = PeerVerdicts::uniform(function);
         encode_direction(Direction::Ingress, &verdicts)
             .into_iter()
-            .map(|r| (r.protocol, r.port, r.port_prefix_len, r.outcome.verdict))
+            .map(|r| (r.protocol, r.port, r.port_prefix_len, r.verdict))
             .collect()
     }
 

@@ -17,13 +17,13 @@ use crate::model::{Cluster, ContainerPort, Direction, ObjectRef, Pod, Tier};
 use palisade_abi::reserved;
 use rustc_hash::{FxHashMap, FxHashSet};
 use std::collections::BTreeSet;
-use std::rc::Rc;
+use std::sync::Arc;
 
 /// An endpoint's rows, per direction; None where the direction is not enforced.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub(crate) struct EndpointTable {
-    pub ingress: Option<Rc<[Row]>>,
-    pub egress: Option<Rc<[Row]>>,
+    pub ingress: Option<Arc<[Row]>>,
+    pub egress: Option<Arc<[Row]>>,
     /// The DNS name rules of the endpoint's egress allowlist.
     pub fqdn_rules: Vec<FqdnRule>,
 }
@@ -38,7 +38,7 @@ impl EndpointTable {
     /// and cheap to hash: rows are interned there (equal rows are one allocation), so
     /// they are keyed by address.
     pub fn sharing_key(&self) -> TableKey {
-        let address = |rows: &Rc<[Row]>| rows.as_ptr() as usize;
+        let address = |rows: &Arc<[Row]>| rows.as_ptr() as usize;
         TableKey {
             ingress: self.ingress.as_ref().map(address),
             egress: self.egress.as_ref().map(address),
@@ -102,10 +102,10 @@ pub(crate) struct PolicySources<'a> {
 /// valid as long as the policies and the identities peers resolve to are unchanged.
 #[derive(Default)]
 pub(crate) struct TableMemo {
-    memo: FxHashMap<DirectionInput, Rc<[Row]>>,
+    memo: FxHashMap<DirectionInput, Arc<[Row]>>,
     /// Every distinct row list computed, once: different inputs that give the same
     /// rows share one allocation (see [`EndpointTable::sharing_key`]).
-    interned: FxHashSet<Rc<[Row]>>,
+    interned: FxHashSet<Arc<[Row]>>,
 }
 
 impl TableMemo {
@@ -123,9 +123,19 @@ impl TableMemo {
             .retain(|input, _| !input.egress_allowlist.positions().contains(&position));
     }
 
+    /// Drops the row lists that only the interning set still holds. Published tables
+    /// hold the rows they share (see `nodes::publish_table`); the addresses of the
+    /// others may still key published tables (see [`EndpointTable::sharing_key`])
+    /// until the nodes using them are rebuilt, so no row list may be allocated between
+    /// this and those rebuilds; after them, every published table's rows are held by
+    /// the endpoint tables it was made from.
+    pub fn drop_unused(&mut self) {
+        self.interned.retain(|rows| Arc::strong_count(rows) > 1);
+    }
+
     /// The one allocation of `rows`.
-    fn intern(&mut self, rows: Vec<Row>) -> Rc<[Row]> {
-        let rows: Rc<[Row]> = rows.into();
+    fn intern(&mut self, rows: Vec<Row>) -> Arc<[Row]> {
+        let rows: Arc<[Row]> = rows.into();
         match self.interned.get(&rows) {
             Some(interned) => interned.clone(),
             None => {
@@ -261,7 +271,7 @@ impl<'a> EndpointTables<'a> {
         pod: &Pod,
         own_node: Option<&NodeIdentity>,
         direction: Direction,
-    ) -> Option<Rc<[Row]>> {
+    ) -> Option<Arc<[Row]>> {
         let input = self.input(pod_ref, pod, own_node, direction);
         if input.is_unconstrained() {
             return None;

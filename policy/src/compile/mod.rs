@@ -3,8 +3,9 @@
 //! `compile` is pure and deterministic: the same cluster gives byte-identical output.
 //! Its stages, one module each:
 //! 1. `rules`, `cluster_policy`, `egress_policy` and `network_policy`: index the
-//!    policies, number their rules; `trust_boundary` first expands each TrustBoundary
-//!    into admin-tier cluster policies, one per zone.
+//!    policies, number their rules (`policy_numbers` keeps the numbers of namespaced
+//!    policies stable for the incremental compiler); `trust_boundary` first expands
+//!    each TrustBoundary into admin-tier cluster policies, one per zone.
 //! 2. `cidr`: the ipBlocks and `networks`, the prefix set they induce and membership.
 //! 3. `identity`: classes of indistinguishable addresses (pods, nodes, CIDRs) and their
 //!    stable numbers.
@@ -40,6 +41,7 @@ mod ipcache;
 mod network_policy;
 mod nodes;
 mod pod_peers;
+mod policy_numbers;
 mod port_map;
 mod ports;
 mod receiver;
@@ -68,6 +70,7 @@ use identity::{EgressPortNames, Identities};
 use ipcache::IpCache;
 use network_policy::{NetworkPolicies, RuleEvaluator};
 use nodes::{NodePlan, PodTables, PublishedTables};
+use policy_numbers::{NamespacedNumbers, RuleIds};
 use rules::{RuleCatalog, RuleId};
 use rustc_hash::FxHashMap;
 use std::collections::{BTreeMap, BTreeSet};
@@ -99,18 +102,44 @@ impl<'a> Indexes<'a> {
     /// Indexes the policies of `cluster` (with `trust_boundaries`, its TrustBoundaries
     /// expanded), entering their rules in `catalog` in its order: the cluster tiers
     /// ("admin", "baseline") sort before "egress", which sorts before "networkpolicy".
+    /// Also returns the numbers given to the namespaced policies.
     pub fn index(
         cluster: &'a Cluster,
         trust_boundaries: &'a [ClusterPolicy],
         catalog: &mut RuleCatalog,
-    ) -> Self {
+    ) -> (Self, NamespacedNumbers) {
         let cluster_policies = ClusterPolicies::index(cluster, trust_boundaries, catalog);
-        let egress_policies = EgressPolicies::index(cluster, catalog);
-        let network_policies = NetworkPolicies::index(cluster, catalog);
-        Self {
-            cluster_policies,
-            egress_policies,
+        let egress_policies = EgressPolicies::number(cluster, catalog);
+        let network_policies = NetworkPolicies::number(cluster, catalog);
+        let numbers = NamespacedNumbers {
             network_policies,
+            egress_policies,
+            rule_ids: RuleIds::after(catalog),
+        };
+        let indexes = Self {
+            cluster_policies,
+            egress_policies: EgressPolicies::index(cluster, &numbers.egress_policies),
+            network_policies: NetworkPolicies::index(cluster, &numbers.network_policies),
+        };
+        (indexes, numbers)
+    }
+
+    /// Indexes the policies of `cluster` again, after a compile that indexed the same
+    /// cluster policies (their rule ids are counted the same way again) and with the
+    /// namespaced policies numbered by `numbers`.
+    pub fn numbered(
+        cluster: &'a Cluster,
+        trust_boundaries: &'a [ClusterPolicy],
+        numbers: &NamespacedNumbers,
+    ) -> Self {
+        Self {
+            cluster_policies: ClusterPolicies::index(
+                cluster,
+                trust_boundaries,
+                &mut RuleCatalog::counting(),
+            ),
+            egress_policies: EgressPolicies::index(cluster, &numbers.egress_policies),
+            network_policies: NetworkPolicies::index(cluster, &numbers.network_policies),
         }
     }
 
@@ -171,6 +200,7 @@ pub(crate) struct FullCompile {
     /// Published table index of each table, by sharing key.
     pub published: FxHashMap<TableKey, u32>,
     pub rule_refs: BTreeMap<RuleId, u32>,
+    pub numbers: NamespacedNumbers,
 }
 
 pub(crate) fn compile_full(cluster: &Cluster, publication: RulePublication) -> FullCompile {
@@ -178,7 +208,7 @@ pub(crate) fn compile_full(cluster: &Cluster, publication: RulePublication) -> F
     let trust_boundaries = trust_boundary::expand(cluster);
     let blocks = IpBlocks::collect(cluster);
     let nodes = cluster.node_peers();
-    let indexes = Indexes::index(cluster, &trust_boundaries, &mut catalog);
+    let (indexes, numbers) = Indexes::index(cluster, &trust_boundaries, &mut catalog);
     let egress_port_names = indexes.egress_port_names();
     let identities = Identities::assign(cluster, &nodes, &blocks, &egress_port_names);
     let IpCache {
@@ -236,5 +266,6 @@ pub(crate) fn compile_full(cluster: &Cluster, publication: RulePublication) -> F
         pod_tables,
         published,
         rule_refs,
+        numbers,
     }
 }

@@ -15,11 +15,13 @@
 //!   (`tiers`).
 //!
 //! Policy objects are identified by their key in [`Cluster::network_policies`]; the key's
-//! namespace is the namespace they apply in.
+//! namespace is the namespace they apply in. Selections name them by their stable
+//! position (`policy_numbers`), in key order.
 
 use super::cidr::IpBlocks;
 use super::identity::{EgressPortNames, Identities};
 use super::pod_peers::PodPeers;
+use super::policy_numbers::PolicyNumbers;
 use super::port_map::PortMap;
 use super::ports::spec_range;
 use super::receiver::Receiver;
@@ -27,11 +29,13 @@ use super::rules::{RuleCatalog, RuleId};
 use super::selection::Selection;
 use super::tables::RuleInfo;
 use super::verdict::PeerVerdicts;
-use crate::model::{Cluster, Direction, NetworkPolicy, Peer, Pod, PolicyRule, PortRef};
+use crate::model::{Cluster, Direction, NetworkPolicy, ObjectRef, Peer, Pod, PolicyRule, PortRef};
 use rustc_hash::{FxHashMap, FxHashSet};
 use std::collections::{BTreeMap, BTreeSet};
+use std::rc::Rc;
 
-/// For each (protocol, port): the first rule (lowest [`RuleId`]) that allows it, if any.
+/// For each (protocol, port): the first rule (in evaluation order: policies by key,
+/// rules in order) that allows it, if any.
 pub(crate) type AllowingRules = PortMap<Option<RuleId>>;
 
 /// One rule, with the id verdicts cite it by.
@@ -51,87 +55,113 @@ impl Rule<'_> {
     }
 }
 
-/// A policy and the ids of its rules: ingress rules from `first_rule`, egress rules
-/// after them (the catalog numbers them in that order).
+/// A policy and the ids of its rules: ingress rules, then egress rules.
 struct IndexedPolicy<'a> {
     namespace: &'a str,
     policy: &'a NetworkPolicy,
-    first_rule: RuleId,
+    rules: Vec<RuleId>,
 }
 
 impl<'a> IndexedPolicy<'a> {
-    fn rules(&self, direction: Direction) -> impl Iterator<Item = Rule<'a>> + use<'a> {
+    fn rules(&self, direction: Direction) -> impl Iterator<Item = Rule<'a>> + use<'a, '_> {
         let (skip, rules) = match direction {
             Direction::Ingress => (0, &self.policy.ingress),
             Direction::Egress => (self.policy.ingress.len(), &self.policy.egress),
         };
-        let (first, namespace) = (self.first_rule, self.namespace);
-        rules.iter().enumerate().map(move |(index, rule)| Rule {
-            id: first.nth(skip + index),
-            namespace,
-            rule,
-        })
+        let namespace = self.namespace;
+        rules
+            .iter()
+            .zip(&self.rules[skip.min(self.rules.len())..])
+            .map(move |(rule, id)| Rule {
+                id: *id,
+                namespace,
+                rule,
+            })
     }
+}
+
+/// The rules of the NetworkPolicy `key`, in the order its [`NumberedPolicy`] numbers
+/// them: ingress, then egress.
+pub(crate) fn rule_infos(key: &ObjectRef, policy: &NetworkPolicy) -> Vec<RuleInfo> {
+    [Direction::Ingress, Direction::Egress]
+        .into_iter()
+        .flat_map(|direction| {
+            (0..policy.rules(direction).len())
+                .map(move |index| RuleInfo::network_policy(key, direction, index))
+        })
+        .collect()
+}
+
+/// Port names that egress rules of egress-isolating NetworkPolicies use.
+fn egress_port_names(cluster: &Cluster) -> EgressPortNames {
+    let mut names = EgressPortNames::new();
+    for policy in cluster.network_policies.values() {
+        if policy.isolates(Direction::Egress) {
+            for spec in policy.egress.iter().flat_map(|rule| &rule.ports) {
+                if let Some(PortRef::Name(name)) = &spec.port {
+                    names.insert((name.clone(), spec.protocol));
+                }
+            }
+        }
+    }
+    names
 }
 
 /// Every NetworkPolicy of the cluster, indexed for the compiler's questions.
 pub(crate) struct NetworkPolicies<'a> {
-    /// In key order, which is also [`RuleId`] order.
-    policies: Vec<IndexedPolicy<'a>>,
-    /// Namespace -> the positions in `policies` of the policies that apply there (a
-    /// range: policies are in key order). A pod is only ever selected by policies of
-    /// its own namespace.
-    by_namespace: FxHashMap<&'a str, std::ops::Range<usize>>,
+    /// By position ([`NumberedPolicy::position`]); None where no policy has it.
+    policies: Vec<Option<IndexedPolicy<'a>>>,
+    /// Namespace -> the positions of the policies that apply there, in key order. A
+    /// pod is only ever selected by policies of its own namespace.
+    by_namespace: FxHashMap<&'a str, Vec<usize>>,
     egress_port_names: EgressPortNames,
 }
 
 impl<'a> NetworkPolicies<'a> {
-    /// Indexes the policies and enters their rules in `catalog`.
-    pub fn index(cluster: &'a Cluster, catalog: &mut RuleCatalog) -> Self {
-        let mut policies = Vec::with_capacity(cluster.network_policies.len());
-        let mut by_namespace: FxHashMap<&'a str, std::ops::Range<usize>> = FxHashMap::default();
-        let mut egress_port_names = EgressPortNames::new();
-        let mut current: Option<(&'a str, usize)> = None;
-        for (position, (policy_ref, policy)) in cluster.network_policies.iter().enumerate() {
+    /// Numbers the cluster's policies in key order, entering their rules in `catalog`.
+    pub fn number(cluster: &Cluster, catalog: &mut RuleCatalog) -> PolicyNumbers {
+        PolicyNumbers::in_key_order(
+            cluster
+                .network_policies
+                .iter()
+                .map(|(key, policy)| (key, rule_infos(key, policy))),
+            catalog,
+        )
+    }
+
+    /// Indexes the policies, numbered by `numbers` (which numbers every one of them).
+    pub fn index(cluster: &'a Cluster, numbers: &PolicyNumbers) -> Self {
+        let mut policies: Vec<Option<IndexedPolicy<'a>>> = Vec::new();
+        policies.resize_with(numbers.positions(), || None);
+        let mut by_namespace: FxHashMap<&'a str, Vec<usize>> = FxHashMap::default();
+        for (policy_ref, policy) in &cluster.network_policies {
+            // Never skipped: a policy left out would open what it isolates.
+            let numbered = numbers
+                .get(policy_ref)
+                .expect("every NetworkPolicy of the cluster is numbered");
             let namespace = policy_ref.namespace.as_str();
-            let mut first_rule = None;
-            for direction in [Direction::Ingress, Direction::Egress] {
-                for index in 0..policy.rules(direction).len() {
-                    let id =
-                        catalog.add_with(|| RuleInfo::network_policy(policy_ref, direction, index));
-                    first_rule.get_or_insert(id);
-                }
-            }
-            if policy.isolates(Direction::Egress) {
-                for spec in policy.egress.iter().flat_map(|rule| &rule.ports) {
-                    if let Some(PortRef::Name(name)) = &spec.port {
-                        egress_port_names.insert((name.clone(), spec.protocol));
-                    }
-                }
-            }
-            policies.push(IndexedPolicy {
+            policies[numbered.position] = Some(IndexedPolicy {
                 namespace,
                 policy,
-                first_rule: first_rule.unwrap_or(catalog.next_id()),
+                rules: numbered.rules.clone(),
             });
-            match current {
-                Some((ns, _)) if ns == namespace => {}
-                _ => {
-                    if let Some((ns, start)) = current {
-                        by_namespace.insert(ns, start..position);
-                    }
-                    current = Some((namespace, position));
-                }
-            }
-        }
-        if let Some((ns, start)) = current {
-            by_namespace.insert(ns, start..policies.len());
+            by_namespace
+                .entry(namespace)
+                .or_default()
+                .push(numbered.position);
         }
         Self {
             policies,
             by_namespace,
-            egress_port_names,
+            egress_port_names: egress_port_names(cluster),
         }
+    }
+
+    fn indexed(&self) -> impl Iterator<Item = (usize, &IndexedPolicy<'a>)> {
+        self.policies
+            .iter()
+            .enumerate()
+            .filter_map(|(position, policy)| Some((position, policy.as_ref()?)))
     }
 
     /// Port names that egress rules of egress-isolating policies use: the ones pod
@@ -143,10 +173,14 @@ impl<'a> NetworkPolicies<'a> {
     /// The policies that isolate the pod `namespace`/`pod` for `direction`. Empty: the
     /// direction is not isolated.
     pub fn isolating(&self, namespace: &str, pod: &Pod, direction: Direction) -> Selection {
-        let in_namespace = self.by_namespace.get(namespace).cloned().unwrap_or(0..0);
-        Selection::new(in_namespace.filter(|i| {
-            let p = &self.policies[*i];
-            p.policy.isolates(direction) && p.policy.pod_selector.matches(&pod.labels)
+        let in_namespace = self
+            .by_namespace
+            .get(namespace)
+            .map_or(&[][..], Vec::as_slice);
+        Selection::new(in_namespace.iter().copied().filter(|i| {
+            self.policies[*i].as_ref().is_some_and(|p| {
+                p.policy.isolates(direction) && p.policy.pod_selector.matches(&pod.labels)
+            })
         }))
     }
 }
@@ -187,10 +221,12 @@ impl<'a> RuleEvaluator<'a> {
         direction: Direction,
         local: &Pod,
     ) -> PeerVerdicts<AllowingRules> {
+        // In evaluation order (the selection lists policies in key order): the first
+        // rule that allows a point is the one with the lowest index here.
         let rules: Vec<Rule> = selection
             .positions()
             .iter()
-            .filter_map(|i| self.policies.policies.get(*i))
+            .filter_map(|i| self.policies.policies.get(*i)?.as_ref())
             .flat_map(|p| p.rules(direction))
             .collect();
         // Where named ports resolve for traffic with `peer` (None: a peer no rule names).
@@ -203,11 +239,12 @@ impl<'a> RuleEvaluator<'a> {
         };
         // Only egress named ports make a rule's ports depend on the peer.
         let depends_on_peer = |r: &Rule| direction == Direction::Egress && r.names_ports();
-        let ports: Vec<AllowingRules> = rules
+        let ports: Vec<LocalRules> = rules
             .iter()
-            .map(|r| ports_allowed(r, receiver(None)))
+            .enumerate()
+            .map(|(i, r)| ports_allowed(r, i, receiver(None)))
             .collect();
-        let matched: Vec<BTreeSet<u32>> = rules.iter().map(|r| self.matched_peers(r)).collect();
+        let matched: Vec<Rc<BTreeSet<u32>>> = rules.iter().map(|r| self.matched_peers(r)).collect();
 
         // Rules without peers match every peer.
         let peerless: Vec<usize> = (0..rules.len())
@@ -223,7 +260,10 @@ impl<'a> RuleEvaluator<'a> {
 
         // Peers some rule names; and on egress, when a rule without peers names ports,
         // the pods those names may resolve on.
-        let mut candidates: BTreeSet<u32> = matched.iter().flatten().copied().collect();
+        let mut candidates: BTreeSet<u32> = match matched.as_slice() {
+            [only] => (**only).clone(),
+            _ => matched.iter().flat_map(|m| m.iter()).copied().collect(),
+        };
         if rules
             .iter()
             .any(|r| r.rule.peers.is_empty() && depends_on_peer(r))
@@ -257,14 +297,18 @@ impl<'a> RuleEvaluator<'a> {
                 .chain(&peerless)
                 .fold(any.clone(), |function, i| {
                     if own.is_some() && depends_on_peer(&rules[*i]) {
-                        union(&function, &ports_allowed(&rules[*i], receiver(own)))
+                        union(&function, &ports_allowed(&rules[*i], *i, receiver(own)))
                     } else {
                         union(&function, &ports[*i])
                     }
                 });
             (function, peers)
         });
-        PeerVerdicts::from_groups(any.clone(), groups)
+        let cite = |function: &LocalRules| function.map(|rule| rule.map(|i| rules[i].id));
+        let groups: Vec<(AllowingRules, Vec<u32>)> = groups
+            .map(|(function, peers)| (cite(&function), peers))
+            .collect();
+        PeerVerdicts::from_groups(cite(&any), groups)
     }
 
     /// Whether the evaluator computes rows for `peer`.
@@ -309,9 +353,7 @@ impl<'a> RuleEvaluator<'a> {
             })
         };
         self.policies
-            .policies
-            .iter()
-            .enumerate()
+            .indexed()
             .filter(|(_, policy)| {
                 [Direction::Ingress, Direction::Egress]
                     .into_iter()
@@ -322,7 +364,21 @@ impl<'a> RuleEvaluator<'a> {
     }
 
     /// The identities a rule's peers name (empty for a rule without peers).
-    fn matched_peers(&self, rule: &Rule<'a>) -> BTreeSet<u32> {
+    fn matched_peers(&self, rule: &Rule<'a>) -> Rc<BTreeSet<u32>> {
+        // One peer selecting pods (the common rule): its memoized selection as is.
+        if let [
+            Peer::Pods {
+                namespace_selector,
+                pod_selector,
+            },
+        ] = rule.rule.peers.as_slice()
+        {
+            return self.pod_peers.selected(
+                rule.namespace,
+                namespace_selector.as_ref(),
+                pod_selector.as_ref(),
+            );
+        }
         let mut matched = BTreeSet::new();
         for peer in &rule.rule.peers {
             match peer {
@@ -354,14 +410,19 @@ impl<'a> RuleEvaluator<'a> {
                 }
             }
         }
-        matched
+        Rc::new(matched)
     }
 }
 
-/// The (protocol, port) pairs a rule allows for traffic `receiver` receives.
-fn ports_allowed(rule: &Rule, receiver: Receiver) -> AllowingRules {
+/// For each (protocol, port): the first rule that allows it, by its index in the
+/// evaluation order of one endpoint's rules.
+type LocalRules = PortMap<Option<usize>>;
+
+/// The (protocol, port) pairs a rule (number `index` in the evaluation order) allows
+/// for traffic `receiver` receives.
+fn ports_allowed(rule: &Rule, index: usize, receiver: Receiver) -> LocalRules {
     if rule.rule.ports.is_empty() {
-        return PortMap::constant(Some(rule.id));
+        return PortMap::constant(Some(index));
     }
     rule.rule
         .ports
@@ -371,7 +432,7 @@ fn ports_allowed(rule: &Rule, receiver: Receiver) -> AllowingRules {
             Some(PortMap::on_range(
                 spec.protocol.number(),
                 range,
-                Some(rule.id),
+                Some(index),
                 None,
             ))
         })
@@ -379,7 +440,7 @@ fn ports_allowed(rule: &Rule, receiver: Receiver) -> AllowingRules {
 }
 
 /// Pointwise union of allow sets, citing the first rule where both allow.
-fn union(a: &AllowingRules, b: &AllowingRules) -> AllowingRules {
+fn union(a: &LocalRules, b: &LocalRules) -> LocalRules {
     a.zip_with(b, |x, y| match (x, y) {
         (Some(x), Some(y)) => Some(*x.min(y)),
         (Some(rule), None) | (None, Some(rule)) => Some(*rule),

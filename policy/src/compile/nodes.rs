@@ -176,8 +176,16 @@ impl<'r> PublishedTables<'r> {
 
 /// The published form of `table`, rules cited by their index in `rule_refs`.
 pub(crate) fn publish_table(table: &EndpointTable, rule_refs: &RuleRefs) -> PolicyTable {
-    let mut rows: Vec<_> = table.rows().map(|row| row.publish(rule_refs)).collect();
-    rows.sort_unstable();
+    let rows = match (&table.ingress, &table.egress) {
+        // One direction, every rule published under its number (the incremental
+        // compiler): the endpoint table's rows are the published rows, shared.
+        (Some(rows), None) | (None, Some(rows)) if rule_refs.is_identity() => rows.clone(),
+        _ => {
+            let mut rows: Vec<_> = table.rows().map(|row| row.publish(rule_refs)).collect();
+            rows.sort_unstable();
+            rows.into()
+        }
+    };
     let mut fqdn_rules: Vec<TableFqdnRule> = table
         .fqdn_rules
         .iter()
@@ -199,7 +207,7 @@ pub(crate) fn cited_rules(plans: &BTreeMap<String, NodePlan>) -> BTreeSet<RuleId
     for plan in plans.values() {
         for (_, table) in &plan.tables {
             if seen.insert(table.sharing_key()) {
-                cited.extend(table.rows().filter_map(|row| row.outcome.rule));
+                cited.extend(table.rows().filter_map(|row| row.rule()));
                 cited.extend(table.fqdn_rules.iter().map(|rule| rule.rule));
             }
         }

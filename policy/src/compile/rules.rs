@@ -2,8 +2,7 @@
 //!
 //! While compiling, a verdict cites its rule by [`RuleId`], the rule's position in the
 //! catalog of every rule of every policy. The catalog is ordered the way
-//! [`RuleInfo`] sorts, so "the lowest `RuleId`" is "the first rule in the published
-//! table". At the end only the rules some entry cites are published
+//! [`RuleInfo`] sorts. At the end only the rules some entry cites are published
 //! ([`RuleCatalog::publish`]), renumbered without changing their order.
 
 use super::tables::RuleInfo;
@@ -117,38 +116,77 @@ impl RuleInfo {
     }
 }
 
-/// A rule's position in the [`RuleCatalog`]; lower sorts first.
+/// A rule's number: in a from-scratch compile its position in the [`RuleCatalog`]
+/// (so lower sorts first); the incremental compiler gives the rules of a policy added
+/// later freed or new numbers (`policy_numbers`). Which rule of several comes first is
+/// therefore never decided by comparing ids, but by the order of the policies that
+/// were selected and of their rules.
+///
+/// Stored as the number plus one, so that an `Option<RuleId>` takes four bytes: every
+/// row of every table carries one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub(crate) struct RuleId(u32);
+pub(crate) struct RuleId(std::num::NonZeroU32);
 
 impl RuleId {
-    /// The id `n` places after this one.
-    pub fn nth(self, n: usize) -> RuleId {
-        RuleId(self.0 + u32::try_from(n).unwrap_or(u32::MAX))
+    /// The id numbered `index`.
+    pub fn from_index(index: u32) -> RuleId {
+        RuleId(std::num::NonZeroU32::MIN.saturating_add(index))
+    }
+
+    /// The id's number (in the incremental compiler, also its published index).
+    pub fn index(self) -> u32 {
+        self.0.get() - 1
     }
 }
 
 /// The published index (`rule_ref`) of each cited rule, dense by [`RuleId`]: looked
 /// up once per published row, so it must be cheap.
 #[derive(Default)]
-pub(crate) struct RuleRefs(Vec<Option<u32>>);
+pub(crate) struct RuleRefs {
+    refs: Vec<Option<u32>>,
+    /// Every id below the highest is published, under its own number (so a row of an
+    /// endpoint table is its published row).
+    identity: bool,
+}
 
 impl RuleRefs {
     pub fn new(refs: &BTreeMap<RuleId, u32>) -> Self {
         let len = refs
             .keys()
             .next_back()
-            .map_or(0, |last| last.0 as usize + 1);
+            .map_or(0, |last| last.index() as usize + 1);
         let mut dense = vec![None; len];
         for (id, index) in refs {
-            dense[id.0 as usize] = Some(*index);
+            dense[id.index() as usize] = Some(*index);
         }
-        Self(dense)
+        let identity = refs.len() == len && refs.iter().all(|(id, index)| id.index() == *index);
+        Self {
+            refs: dense,
+            identity,
+        }
     }
 
     /// The published index of `rule`, None if it is not cited.
     pub fn get(&self, rule: RuleId) -> Option<u32> {
-        self.0.get(rule.0 as usize).copied().flatten()
+        self.refs.get(rule.index() as usize).copied().flatten()
+    }
+
+    /// Whether every rule is published under its own number.
+    pub fn is_identity(&self) -> bool {
+        self.identity
+    }
+
+    /// Publishes `rule` at `index`.
+    pub fn set(&mut self, rule: RuleId, index: u32) {
+        let at = rule.index() as usize;
+        if self.refs.len() < at {
+            self.identity = false;
+        }
+        if self.refs.len() <= at {
+            self.refs.resize(at + 1, None);
+        }
+        self.refs[at] = Some(index);
+        self.identity &= index == rule.index();
     }
 }
 
@@ -173,7 +211,7 @@ impl RuleCatalog {
 
     /// Adds a rule and returns its id. Rules must be added in [`RuleInfo`] order.
     pub fn add(&mut self, rule: RuleInfo) -> RuleId {
-        let id = RuleId(self.len);
+        let id = RuleId::from_index(self.len);
         self.len = self.len.saturating_add(1);
         if !self.counting {
             debug_assert!(self.rules.last().is_none_or(|last| *last < rule));
@@ -182,24 +220,14 @@ impl RuleCatalog {
         id
     }
 
-    /// Adds the rule `rule` makes, made only if the catalog keeps rules; returns its id.
-    pub fn add_with(&mut self, rule: impl FnOnce() -> RuleInfo) -> RuleId {
-        if self.counting {
-            let id = RuleId(self.len);
-            self.len = self.len.saturating_add(1);
-            return id;
-        }
-        self.add(rule())
-    }
-
     /// The id the next rule added gets.
     pub fn next_id(&self) -> RuleId {
-        RuleId(self.len)
+        RuleId::from_index(self.len)
     }
 
     /// The id of every rule added.
     pub fn ids(&self) -> impl Iterator<Item = RuleId> + '_ {
-        (0..self.len).map(RuleId)
+        (0..self.len).map(RuleId::from_index)
     }
 
     /// The rules `cited` names, in catalog order, and each one's index in that list
@@ -208,7 +236,7 @@ impl RuleCatalog {
         let mut published = Vec::with_capacity(cited.len());
         let mut refs = BTreeMap::new();
         for id in cited {
-            if let Some(rule) = self.rules.get(id.0 as usize) {
+            if let Some(rule) = self.rules.get(id.index() as usize) {
                 refs.insert(*id, u32::try_from(published.len()).unwrap_or(u32::MAX));
                 published.push(rule.clone());
             }

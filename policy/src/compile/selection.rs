@@ -2,17 +2,16 @@
 //! that source's index, in its evaluation order. Endpoints with equal selections (and
 //! equal other inputs) share their compiled rows.
 
-/// Positions of the selected policies, ascending. Empty: the source says nothing about
-/// the endpoint in this direction.
+/// Positions of the selected policies, in evaluation order (for cluster policies the
+/// positions ascend; namespaced policies keep stable positions, listed in key order).
+/// Empty: the source says nothing about the endpoint in this direction.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub(crate) struct Selection(Vec<usize>);
 
 impl Selection {
-    /// The positions `selected` yields, which must be ascending.
+    /// The positions `selected` yields, in evaluation order, each once.
     pub fn new(selected: impl IntoIterator<Item = usize>) -> Self {
-        let positions: Vec<usize> = selected.into_iter().collect();
-        debug_assert!(positions.windows(2).all(|w| w[0] < w[1]));
-        Self(positions)
+        Self(selected.into_iter().collect())
     }
 
     pub fn is_empty(&self) -> bool {

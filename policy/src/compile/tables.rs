@@ -106,7 +106,9 @@ pub struct TableRef {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct PolicyTable {
     /// Rows, sorted; in the kernel each is keyed by the table's node-local policy id.
-    pub rows: Vec<PolicyRow>,
+    /// Shared (serialized as a plain list): the incremental compiler's tables share
+    /// their rows with the compiler's own memo of endpoint tables.
+    pub rows: std::sync::Arc<[PolicyRow]>,
     /// DNS name rules of the table's EgressPolicies, sorted: what the DNS proxy of the
     /// datapath lets the table's endpoints resolve and reach (see [`FqdnRuleEntry`]).
     /// Empty when no EgressPolicy names a DNS name.
@@ -182,7 +184,7 @@ pub struct EndpointEntry {
 }
 
 /// One row of a [`PolicyTable`]: a [`PolicyEntry`] without its policy id.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct PolicyRow {
     /// Peer identity, or `palisade_abi::reserved::ANY`.
     pub peer_identity: u32,
@@ -194,6 +196,24 @@ pub struct PolicyRow {
     pub verdict: Verdict,
     /// See [`PolicyEntry::rule_ref`].
     pub rule_ref: Option<u32>,
+}
+
+/// Two words per row, every field in them: the compiler hashes row lists whole (to
+/// share equal ones), millions of rows per compile.
+impl std::hash::Hash for PolicyRow {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        state.write_u64(
+            (u64::from(self.peer_identity) << 32)
+                | (u64::from(self.port) << 16)
+                | (u64::from(self.port_prefix_len) << 8)
+                | self.direction as u64,
+        );
+        state.write_u64(
+            (self.protocol.map_or(0, |p| u64::from(p) + 1) << 40)
+                | ((self.verdict as u64) << 36)
+                | self.rule_ref.map_or(0, |r| u64::from(r) + 1),
+        );
+    }
 }
 
 impl PolicyRow {

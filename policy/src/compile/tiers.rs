@@ -56,6 +56,12 @@ impl TierVerdicts {
         }
     }
 
+    /// Whether the tier has no say about anything (see [`TierVerdicts::silent`]).
+    fn is_silent(&self) -> bool {
+        let nothing = PortMap::constant(None);
+        self.peers.is_uniform() && self.peers.any == nothing && self.own_node == nothing
+    }
+
     /// A cluster policy tier: the first matching rule decides, `Pass` hands over. It
     /// has no say about the own node unless `matches` was asked about it.
     pub fn of_first_matches(matches: &TierMatches) -> Self {
@@ -136,14 +142,29 @@ pub(crate) fn chain(
     allowlist: Option<&Allowlist>,
     later: &[TierVerdicts],
 ) -> Decided {
-    let later = later
-        .iter()
-        .fold(TierVerdicts::silent(), |earlier, later| TierVerdicts {
-            peers: earlier
-                .peers
-                .zip_with(&later.peers, |a, b| a.zip_with(b, first_decision)),
-            own_node: earlier.own_node.zip_with(&later.own_node, first_decision),
-        });
+    // A silent tier changes nothing in a combination (and every tier's functions are
+    // already reduced: no listed peer has the function of `any`), so only the others
+    // are combined: usually one tier alone, with no pass over its peers at all.
+    let speaking: Vec<&TierVerdicts> = later.iter().filter(|tier| !tier.is_silent()).collect();
+    let combined;
+    let later: &TierVerdicts = match speaking.as_slice() {
+        [] => {
+            combined = TierVerdicts::silent();
+            &combined
+        }
+        [only] => only,
+        [first, rest @ ..] => {
+            combined = rest
+                .iter()
+                .fold((*first).clone(), |earlier, later| TierVerdicts {
+                    peers: earlier
+                        .peers
+                        .zip_with(&later.peers, |a, b| a.zip_with(b, first_decision)),
+                    own_node: earlier.own_node.zip_with(&later.own_node, first_decision),
+                });
+            &combined
+        }
+    };
     let finish = |function: &PortMap<TierVerdict>| {
         function.map(|verdict| verdict.unwrap_or(Outcome::DEFAULT_ALLOW))
     };
@@ -154,14 +175,15 @@ pub(crate) fn chain(
     let first_or = |first: &PortMap<TierVerdict>, rest: &PortMap<Outcome>| {
         first.zip_with(rest, |first, rest| first.unwrap_or(*rest))
     };
-    let peers = admin.peers.zip_with(&rest, first_or);
+    // `map` and `zip_with` drop the peers whose function is that of `any`.
+    let peers = if admin.peers.is_uniform() && admin.peers.any == PortMap::constant(None) {
+        rest
+    } else {
+        admin.peers.zip_with(&rest, first_or)
+    };
     let own_node = Some(first_or(&admin.own_node, &finish(&later.own_node)))
         .filter(|function| *function != PortMap::constant(Outcome::DEFAULT_ALLOW));
-    Decided {
-        // Drops the peers whose function is that of `any`.
-        peers: peers.map(Clone::clone),
-        own_node,
-    }
+    Decided { peers, own_node }
 }
 
 fn first_decision(earlier: &TierVerdict, later: &TierVerdict) -> TierVerdict {

@@ -4,12 +4,15 @@
 use super::rules::RuleId;
 use super::tables::Verdict;
 use rustc_hash::FxHashMap;
-use std::collections::BTreeMap;
 
 /// A verdict and the rule that produced it. Without a rule it is a default: deny for
 /// an endpoint NetworkPolicy isolates, allow where no tier decides (and for the own
 /// node, see `tiers`).
+///
+/// Packed to six bytes (two-byte aligned): port maps hold one per run of ports, and
+/// `Option<RuleId>` takes four.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[repr(C, packed(2))]
 pub(crate) struct Outcome {
     pub verdict: Verdict,
     pub rule: Option<RuleId>,
@@ -59,8 +62,10 @@ impl Outcome {
 #[derive(Clone, Debug)]
 pub(crate) struct PeerVerdicts<F> {
     pub any: F,
-    /// Peer -> index into `functions`; only peers whose function differs from `any`.
-    peers: BTreeMap<u32, u32>,
+    /// (peer, index into `functions`), sorted by peer, each peer once; only peers
+    /// whose function differs from `any`. A sorted list, not a map: tables are built
+    /// by merging these in peer order, millions of times per compile.
+    peers: Vec<(u32, u32)>,
     functions: Vec<F>,
 }
 
@@ -70,10 +75,9 @@ impl<F: PartialEq> PartialEq for PeerVerdicts<F> {
     fn eq(&self, other: &Self) -> bool {
         self.any == other.any
             && self.peers.len() == other.peers.len()
-            && self
-                .peers
-                .keys()
-                .all(|peer| other.peers.contains_key(peer) && self.get(*peer) == other.get(*peer))
+            && self.peers.iter().zip(&other.peers).all(|(a, b)| {
+                a.0 == b.0 && self.functions[a.1 as usize] == other.functions[b.1 as usize]
+            })
     }
 }
 
@@ -87,16 +91,14 @@ impl<F> PeerVerdicts<F> {
     pub fn uniform(any: F) -> Self {
         Self {
             any,
-            peers: BTreeMap::new(),
+            peers: Vec::new(),
             functions: Vec::new(),
         }
     }
 
-    /// The function for `peer`: its own if listed, else `any`.
-    pub fn get(&self, peer: u32) -> &F {
-        self.peers
-            .get(&peer)
-            .map_or(&self.any, |index| &self.functions[*index as usize])
+    /// Whether every peer has `any`.
+    pub fn is_uniform(&self) -> bool {
+        self.peers.is_empty()
     }
 
     /// Each distinct function with the peers that have it, ascending.
@@ -108,10 +110,6 @@ impl<F> PeerVerdicts<F> {
         }
         groups.retain(|(_, peers)| !peers.is_empty());
         groups
-    }
-
-    fn index_of(&self, peer: u32) -> FunctionIndex {
-        self.peers.get(&peer).copied()
     }
 
     fn function(&self, index: FunctionIndex) -> &F {
@@ -137,6 +135,16 @@ impl<F: PartialEq> PeerVerdicts<F> {
                 .peers
                 .extend(peers.into_iter().map(|peer| (peer, index)));
         }
+        // Stable: of a peer listed twice, the later group's entry comes last and stays.
+        verdicts.peers.sort_by_key(|(peer, _)| *peer);
+        let mut deduped: Vec<(u32, u32)> = Vec::with_capacity(verdicts.peers.len());
+        for entry in verdicts.peers.drain(..) {
+            match deduped.last_mut() {
+                Some(last) if last.0 == entry.0 => *last = entry,
+                _ => deduped.push(entry),
+            }
+        }
+        verdicts.peers = deduped;
         verdicts
     }
 
@@ -145,7 +153,10 @@ impl<F: PartialEq> PeerVerdicts<F> {
     pub fn insert(&mut self, peer: u32, function: F) {
         let index = u32::try_from(self.functions.len()).expect("fewer than 2^32 functions");
         self.functions.push(function);
-        self.peers.insert(peer, index);
+        match self.peers.binary_search_by_key(&peer, |(p, _)| *p) {
+            Ok(at) => self.peers[at].1 = index,
+            Err(at) => self.peers.insert(at, (peer, index)),
+        }
     }
 
     /// The pointwise combination `f(self(peer), other(peer))` for every peer either
@@ -156,9 +167,30 @@ impl<F: PartialEq> PeerVerdicts<F> {
         f: impl Fn(&F, &G) -> H,
     ) -> PeerVerdicts<H> {
         let any = f(&self.any, &other.any);
-        let mut out = Combined::new(any);
-        for peer in merged_keys(&self.peers, &other.peers) {
-            let pair = (self.index_of(peer), other.index_of(peer));
+        let mut out = Combined::new(any, self.peers.len().max(other.peers.len()));
+        let (a, b) = (&self.peers, &other.peers);
+        let (mut i, mut j) = (0, 0);
+        while i < a.len() || j < b.len() {
+            let (peer, pair) = match (a.get(i), b.get(j)) {
+                (Some(x), Some(y)) if x.0 == y.0 => {
+                    i += 1;
+                    j += 1;
+                    (x.0, (Some(x.1), Some(y.1)))
+                }
+                (Some(x), Some(y)) if x.0 < y.0 => {
+                    i += 1;
+                    (x.0, (Some(x.1), None))
+                }
+                (Some(x), None) => {
+                    i += 1;
+                    (x.0, (Some(x.1), None))
+                }
+                (_, Some(y)) => {
+                    j += 1;
+                    (y.0, (None, Some(y.1)))
+                }
+                (None, None) => break,
+            };
             out.add(peer, pair, || {
                 f(self.function(pair.0), other.function(pair.1))
             });
@@ -170,7 +202,7 @@ impl<F: PartialEq> PeerVerdicts<F> {
     /// `any` are dropped: the `any` rows already say the same for them.
     pub fn map<G: PartialEq>(&self, f: impl Fn(&F) -> G) -> PeerVerdicts<G> {
         let any = f(&self.any);
-        let mut out = Combined::new(any);
+        let mut out = Combined::new(any, self.peers.len());
         for (peer, index) in &self.peers {
             out.add(*peer, (Some(*index), None), || {
                 f(&self.functions[*index as usize])
@@ -181,7 +213,7 @@ impl<F: PartialEq> PeerVerdicts<F> {
 }
 
 /// Builds the result of [`PeerVerdicts::zip_with`] and [`PeerVerdicts::map`]: one
-/// function per distinct pair of input functions.
+/// function per distinct pair of input functions. Peers must be added ascending.
 struct Combined<H> {
     verdicts: PeerVerdicts<H>,
     /// Input pair -> output index, or None where the output equals `any`.
@@ -189,9 +221,11 @@ struct Combined<H> {
 }
 
 impl<H: PartialEq> Combined<H> {
-    fn new(any: H) -> Self {
+    fn new(any: H, peers: usize) -> Self {
+        let mut verdicts = PeerVerdicts::uniform(any);
+        verdicts.peers.reserve(peers);
         Self {
-            verdicts: PeerVerdicts::uniform(any),
+            verdicts,
             memo: FxHashMap::default(),
         }
     }
@@ -206,30 +240,12 @@ impl<H: PartialEq> Combined<H> {
             })
         });
         if let Some(index) = index {
-            verdicts.peers.insert(peer, index);
+            debug_assert!(verdicts.peers.last().is_none_or(|last| last.0 < peer));
+            verdicts.peers.push((peer, index));
         }
     }
 
     fn finish(self) -> PeerVerdicts<H> {
         self.verdicts
     }
-}
-
-/// The keys of two maps, ascending, each once.
-fn merged_keys<'a>(
-    a: &'a BTreeMap<u32, u32>,
-    b: &'a BTreeMap<u32, u32>,
-) -> impl Iterator<Item = u32> + 'a {
-    let mut a = a.keys().copied().peekable();
-    let mut b = b.keys().copied().peekable();
-    std::iter::from_fn(move || match (a.peek().copied(), b.peek().copied()) {
-        (Some(x), Some(y)) if x == y => {
-            a.next();
-            b.next()
-        }
-        (Some(x), Some(y)) if x < y => a.next(),
-        (Some(_), Some(_)) => b.next(),
-        (Some(_), None) => a.next(),
-        (None, _) => b.next(),
-    })
 }

@@ -11,9 +11,15 @@
 //! share one) and rebuilds the nodes they leave and join and the nodes whose tables
 //! changed. Service and EndpointSlice changes recompute only the Service table.
 //!
-//! Everything else (a policy or node change, a host-network pod, an identity whose
-//! number would collide) is a full recompile from the owned cluster state; the delta
-//! is then the difference of the two results.
+//! A NetworkPolicy or EgressPolicy added, changed or deleted (`policy_change`) only
+//! decides about pods of its own namespace: their tables are recomputed, the memo
+//! entries that selected the policy forgotten, and its rules published under stable
+//! ids (`policy_numbers`), unless it changes the ipBlocks or the egress port names
+//! (which shape identities).
+//!
+//! Everything else (a cluster policy or node change, a host-network pod, an identity
+//! whose number would collide) is a full recompile from the owned cluster state; the
+//! delta is then the difference of the two results.
 //!
 //! Numbering: the incremental path keeps every published number stable (identities,
 //! table indexes, rule indexes; see `publisher`), and the compiler publishes every
@@ -36,7 +42,7 @@ use super::endpoint_tables::EndpointTable;
 use super::endpoint_tables::TableMemo;
 use super::identity::{EgressPortNames, Identities, NodeIdentity, PodIdentity};
 use super::nodes::PodTables;
-use super::rules::RuleCatalog;
+use super::policy_numbers::NamespacedNumbers;
 use super::tables::{CompiledCluster, IpCacheEntry};
 use super::{FullCompile, Indexes, RulePublication, compile_full, services, trust_boundary};
 use crate::model::{
@@ -91,9 +97,13 @@ pub struct Delta {
     pub identities: BTreeSet<u32>,
     /// Indexes into `policy_tables` whose content changed (new, emptied, reused).
     pub policy_tables: BTreeSet<u32>,
-    /// The rule list changed (only a full recompile changes it: the compiler
+    /// The rule list was renumbered (only a full recompile does that: the compiler
     /// publishes every rule of every policy).
     pub rules: bool,
+    /// Indexes into `rules` published or retired without renumbering (the rules of
+    /// a namespaced policy added, deleted or changed). Only tables listed in
+    /// `policy_tables` cite them.
+    pub rule_refs: BTreeSet<u32>,
     /// The Service table changed.
     pub services: bool,
 }
@@ -124,6 +134,8 @@ struct State {
     memo: TableMemo,
     pod_tables: PodTables,
     publisher: Publisher,
+    /// The numbers of the namespaced policies and their rules.
+    numbers: NamespacedNumbers,
     /// Pod identity -> its number: a pod change only looks identities up.
     pod_identity_numbers: FxHashMap<PodIdentity, u32>,
     /// Number of holders (pod addresses, addressless pods) of each pod identity.
@@ -158,31 +170,33 @@ impl TableInput {
     }
 }
 
-/// The policy indexes of a cluster state, built on first use (with a counting
-/// catalog: the rules are those of the last full compile).
+/// The policy indexes of a cluster state, built on first use (the cluster policies'
+/// rules are those of the last full compile; the namespaced policies are numbered by
+/// `numbers`).
 struct LazyIndexes<'a> {
     cluster: &'a Cluster,
     trust_boundaries: &'a [ClusterPolicy],
+    numbers: &'a NamespacedNumbers,
     indexes: std::cell::OnceCell<Indexes<'a>>,
 }
 
 impl<'a> LazyIndexes<'a> {
-    fn new(cluster: &'a Cluster, trust_boundaries: &'a [ClusterPolicy]) -> Self {
+    fn new(
+        cluster: &'a Cluster,
+        trust_boundaries: &'a [ClusterPolicy],
+        numbers: &'a NamespacedNumbers,
+    ) -> Self {
         Self {
             cluster,
             trust_boundaries,
+            numbers,
             indexes: std::cell::OnceCell::new(),
         }
     }
 
     fn get(&self) -> &Indexes<'a> {
-        self.indexes.get_or_init(|| {
-            Indexes::index(
-                self.cluster,
-                self.trust_boundaries,
-                &mut RuleCatalog::counting(),
-            )
-        })
+        self.indexes
+            .get_or_init(|| Indexes::numbered(self.cluster, self.trust_boundaries, self.numbers))
     }
 }
 
@@ -243,7 +257,9 @@ impl Compiler {
                 self.recompile_services();
             }
             Change::NetworkPolicyUpsert(policy) => self.network_policy(policy),
+            Change::NetworkPolicyDelete(key) => self.network_policy_delete(key),
             Change::EgressPolicyUpsert(policy) => self.egress_policy(policy),
+            Change::EgressPolicyDelete(key) => self.egress_policy_delete(key),
             Change::NamespaceUpsert(namespace) => {
                 let name = namespace.name.clone();
                 if self.change_cluster(Change::NamespaceUpsert(namespace)) {
@@ -381,6 +397,7 @@ impl State {
             pod_tables,
             published,
             rule_refs,
+            numbers,
         } = compile_full(cluster, RulePublication::All);
         let publisher = Publisher::new(&compiled, published, &rule_refs);
         let pod_identity_numbers = identities
@@ -425,6 +442,7 @@ impl State {
             memo,
             pod_tables,
             publisher,
+            numbers,
             pod_identity_numbers,
             holders,
             claims,

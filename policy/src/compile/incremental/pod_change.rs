@@ -212,10 +212,12 @@ impl Compiler {
         // identities go after, their keys were needed to find those tables.
         // The policies indexed once, when first needed.
         let trust_boundaries = std::mem::take(&mut state.trust_boundaries);
-        let indexes = LazyIndexes::new(cluster, &trust_boundaries);
+        let numbers = std::mem::take(&mut state.numbers);
+        let indexes = LazyIndexes::new(cluster, &trust_boundaries, &numbers);
         let mut nodes: BTreeSet<String> = BTreeSet::new();
         let mut recompute: BTreeSet<ObjectRef> = BTreeSet::new();
-        if !gained.is_empty() || !lost.is_empty() {
+        let rows_replaced = !gained.is_empty() || !lost.is_empty();
+        if rows_replaced {
             let replaced = state.update_peer_rows(cluster, &indexes, &gained, &lost);
             if !replaced.is_empty() {
                 let stale = |table: &EndpointTable| {
@@ -285,10 +287,21 @@ impl Compiler {
             }
         }
         nodes.extend(state.refresh_tables(cluster, &indexes, &recompute));
+        if rows_replaced {
+            // Before the nodes are rebuilt: the rows replaced go before the tables
+            // published from the new ones are made (no row list is allocated until
+            // the nodes are rebuilt, so no freed address is reused under a table key).
+            state.memo.drop_unused();
+        }
         drop(indexes);
         state.trust_boundaries = trust_boundaries;
+        state.numbers = numbers;
         for node in nodes {
             self.rebuild_node(&node);
+        }
+        if rows_replaced {
+            // And the rows the replaced published tables held.
+            self.state.memo.drop_unused();
         }
         true
     }

@@ -1,9 +1,11 @@
 //! Publication of policy tables with stable numbers, for the incremental compiler: a
 //! table keeps its index in [`CompiledCluster::policy_tables`] as long as some node
 //! refers to it, a new table takes a freed index (or a new one at the end), and a
-//! table no node refers to any more is emptied and its index freed. Rules a new table
-//! are all published (the compiler publishes every rule of every policy), so rule
-//! references never change either.
+//! table no node refers to any more is emptied and its index freed. Rules are all
+//! published (the compiler publishes every rule of every policy), each at the index
+//! of its [`RuleId`], so rule references never change either: the rules of a policy
+//! added are published at their ids (freed ones reused, see `policy_numbers`), and
+//! a rule retired keeps its entry until its id is reused, by then cited by no table.
 //!
 //! A from-scratch compile numbers tables by first use and publishes only cited rules;
 //! the two agree up to numbering (see `canonical`).
@@ -12,7 +14,7 @@ use super::Delta;
 use crate::compile::endpoint_tables::{EndpointTable, TableKey};
 use crate::compile::nodes::publish_table;
 use crate::compile::rules::{RuleId, RuleRefs};
-use crate::compile::tables::{CompiledCluster, NodeTables, PolicyTable};
+use crate::compile::tables::{CompiledCluster, NodeTables, PolicyTable, RuleInfo};
 use rustc_hash::FxHashMap;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -80,6 +82,33 @@ impl Publisher {
         self.indexes.insert(key, index);
         delta.policy_tables.insert(index);
         index
+    }
+
+    /// Publishes `rule` under the published index of `id` (its number), which no
+    /// table cites.
+    pub fn publish_rule(
+        &mut self,
+        id: RuleId,
+        rule: RuleInfo,
+        compiled: &mut CompiledCluster,
+        delta: &mut Delta,
+    ) {
+        let index = id.index();
+        let at = index as usize;
+        match at.cmp(&compiled.rules.len()) {
+            std::cmp::Ordering::Less => compiled.rules[at] = rule,
+            std::cmp::Ordering::Equal => compiled.rules.push(rule),
+            std::cmp::Ordering::Greater => {
+                // Ids are handed out densely after the catalog's; never here.
+                debug_assert!(false, "rule id {index} beyond the published rules");
+                compiled
+                    .rules
+                    .resize(at, compiled.rules.last().cloned().unwrap_or(rule.clone()));
+                compiled.rules.push(rule);
+            }
+        }
+        self.rule_refs.set(id, index);
+        delta.rule_refs.insert(index);
     }
 
     /// Drops the references of `node`; tables nobody refers to any more are emptied.

@@ -36,6 +36,8 @@ enum Op {
     MovePod(usize, Option<&'static str>),
     DeletePod(usize),
     NetworkPolicy(NetworkPolicy),
+    /// A NetworkPolicy under a name no policy has yet.
+    AddNetworkPolicy(NetworkPolicy, u32),
     DeleteNetworkPolicy(usize),
     /// An existing NetworkPolicy with another pod selector, and its rules with other
     /// peers and ports (their number unchanged: a change in place).
@@ -47,6 +49,8 @@ enum Op {
     TrustBoundary(TrustBoundary),
     DeleteTrustBoundary(usize),
     EgressPolicy(EgressPolicy),
+    /// An EgressPolicy under a name no policy has yet.
+    AddEgressPolicy(EgressPolicy, u32),
     DeleteEgressPolicy(usize),
     Namespace(usize, BTreeMap<String, String>),
     DeleteNamespace(usize),
@@ -63,7 +67,9 @@ fn op() -> impl Strategy<Value = Op> {
             .prop_map(|(i, n)| Op::MovePod(i, n)),
         3 => (0..8usize).prop_map(Op::DeletePod),
         1 => (0..5usize).prop_flat_map(network_policy).prop_map(Op::NetworkPolicy),
-        1 => (0..5usize).prop_map(Op::DeleteNetworkPolicy),
+        2 => ((0..5usize).prop_flat_map(network_policy), 0..1000u32)
+            .prop_map(|(p, n)| Op::AddNetworkPolicy(p, n)),
+        2 => (0..5usize).prop_map(Op::DeleteNetworkPolicy),
         3 => (0..5usize, selector(), vec(peer(), 0..=2), vec(port_spec(), 0..=2))
             .prop_map(|(i, s, peers, ports)| Op::ModifyNetworkPolicy(i, s, peers, ports)),
         2 => (0..4usize, selector()).prop_map(|(i, s)| Op::ModifyEgressPolicy(i, s)),
@@ -72,7 +78,9 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (0..3usize).prop_flat_map(trust_boundary).prop_map(Op::TrustBoundary),
         1 => (0..3usize).prop_map(Op::DeleteTrustBoundary),
         1 => (0..4usize).prop_flat_map(egress_policy).prop_map(Op::EgressPolicy),
-        1 => (0..4usize).prop_map(Op::DeleteEgressPolicy),
+        2 => ((0..4usize).prop_flat_map(egress_policy), 0..1000u32)
+            .prop_map(|(p, n)| Op::AddEgressPolicy(p, n)),
+        2 => (0..4usize).prop_map(Op::DeleteEgressPolicy),
         4 => (0..3usize, label_map()).prop_map(|(i, l)| Op::Namespace(i, l)),
         1 => (0..3usize).prop_map(Op::DeleteNamespace),
         1 => (0..3usize, subsequence(NODE_ADDRESSES.to_vec(), 0..=2), label_map())
@@ -123,6 +131,10 @@ fn changes(cluster: &Cluster, op: Op) -> Vec<Change> {
             .into_iter()
             .collect(),
         Op::NetworkPolicy(policy) => vec![Change::NetworkPolicyUpsert(policy)],
+        Op::AddNetworkPolicy(policy, n) => vec![Change::NetworkPolicyUpsert(NetworkPolicy {
+            name: format!("added{n}"),
+            ..policy
+        })],
         Op::ModifyNetworkPolicy(i, pod_selector, peers, ports) => nth(&cluster.network_policies, i)
             .map(|key| {
                 let mut policy = cluster.network_policies[&key].clone();
@@ -162,6 +174,10 @@ fn changes(cluster: &Cluster, op: Op) -> Vec<Change> {
             .into_iter()
             .collect(),
         Op::EgressPolicy(policy) => vec![Change::EgressPolicyUpsert(policy)],
+        Op::AddEgressPolicy(policy, n) => vec![Change::EgressPolicyUpsert(EgressPolicy {
+            name: format!("added{n}"),
+            ..policy
+        })],
         Op::DeleteEgressPolicy(i) => nth(&cluster.egress_policies, i)
             .map(Change::EgressPolicyDelete)
             .into_iter()
@@ -229,8 +245,32 @@ fn assert_delta_covers(
             );
         }
     }
-    if old_compiled.rules != new_compiled.rules {
-        assert!(delta.rules, "rules changed");
+    // Rules renumbered: a full rebuild. Otherwise every rule index that names another
+    // rule is listed, and every table citing a listed one is listed too.
+    if !delta.rules {
+        let rules = old_compiled.rules.len().max(new_compiled.rules.len());
+        for index in 0..rules {
+            if old_compiled.rules.get(index) != new_compiled.rules.get(index) {
+                assert!(
+                    delta.rule_refs.contains(&(index as u32)),
+                    "rule {index} changed, delta {delta:?}"
+                );
+            }
+        }
+        for (index, table) in new_compiled.policy_tables.iter().enumerate() {
+            let cites_listed = table
+                .rows
+                .iter()
+                .filter_map(|row| row.rule_ref)
+                .chain(table.fqdn_rules.iter().filter_map(|rule| rule.rule_ref))
+                .any(|rule| delta.rule_refs.contains(&rule));
+            if cites_listed {
+                assert!(
+                    delta.policy_tables.contains(&(index as u32)),
+                    "policy table {index} cites a changed rule"
+                );
+            }
+        }
     }
     if old.services != new.services {
         assert!(delta.services, "services changed");
@@ -259,8 +299,13 @@ proptest! {
         for op in ops {
             for change in changes(compiler.cluster(), op) {
                 let before = (canonical(compiler.compiled()), compiler.compiled().clone());
+                let must_be_incremental = leaves_identities_alone(compiler.cluster(), &change);
                 compiler.apply(change.clone());
                 let delta = compiler.take_delta();
+                prop_assert!(
+                    !(must_be_incremental && delta.full_recompile),
+                    "{:?} recompiled fully", change
+                );
                 let after = canonical(compiler.compiled());
                 let scratch = compile(compiler.cluster());
                 prop_assert_eq!(&after, &canonical(&scratch), "after {:?}", change);
@@ -288,6 +333,55 @@ proptest! {
         };
         let evaluator = ClusterEvaluator::new(&harness.compiled);
         check_probes(&harness, &evaluator, &probes);
+    }
+}
+
+/// Whether `change` is a NetworkPolicy or EgressPolicy added, changed or deleted
+/// where neither the old nor the new object names an address block or a port by name
+/// (the inputs of identities): such a change must take the incremental path.
+fn leaves_identities_alone(cluster: &Cluster, change: &Change) -> bool {
+    let network_policy = |policy: Option<&NetworkPolicy>| {
+        policy.is_none_or(|policy| {
+            policy.ingress.iter().chain(&policy.egress).all(|rule| {
+                rule.peers
+                    .iter()
+                    .all(|peer| matches!(peer, Peer::Pods { .. }))
+                    && rule
+                        .ports
+                        .iter()
+                        .all(|spec| !matches!(spec.port, Some(crate::model::PortRef::Name(_))))
+            })
+        })
+    };
+    let egress_policy = |policy: Option<&EgressPolicy>| {
+        policy.is_none_or(|policy| {
+            policy
+                .egress
+                .iter()
+                .flat_map(|rule| &rule.to)
+                .all(|peer| !matches!(peer, crate::model::EgressPeer::Cidr { .. }))
+        })
+    };
+    let key = |namespace: &str, name: &str| crate::model::ObjectRef {
+        namespace: namespace.to_string(),
+        name: name.to_string(),
+    };
+    match change {
+        Change::NetworkPolicyUpsert(policy) => {
+            let old = cluster
+                .network_policies
+                .get(&key(&policy.namespace, &policy.name));
+            network_policy(old) && network_policy(Some(policy))
+        }
+        Change::NetworkPolicyDelete(key) => network_policy(cluster.network_policies.get(key)),
+        Change::EgressPolicyUpsert(policy) => {
+            let old = cluster
+                .egress_policies
+                .get(&key(&policy.namespace, &policy.name));
+            egress_policy(old) && egress_policy(Some(policy))
+        }
+        Change::EgressPolicyDelete(key) => egress_policy(cluster.egress_policies.get(key)),
+        _ => false,
     }
 }
 
@@ -376,8 +470,9 @@ fn random_change_sequences_take_the_incremental_path() {
     let (mut pod_changes, mut incremental) = (0, 0);
     // Changes that added or retired an identity, and namespace changes, incremental.
     let (mut identity_changes, mut namespace_changes) = (0, 0);
-    // Policy changes in place that took the incremental path.
-    let mut policy_changes = 0;
+    // Policy changes in place that took the incremental path; policies added or
+    // deleted that did.
+    let (mut policy_changes, mut policies_added, mut policies_deleted) = (0, 0, 0);
     for _ in 0..100 {
         let cluster = cluster_strategy().new_tree(&mut runner).unwrap().current();
         let ops = vec(op(), 12).new_tree(&mut runner).unwrap().current();
@@ -389,15 +484,35 @@ fn random_change_sequences_take_the_incremental_path() {
                     change,
                     Change::NamespaceUpsert(_) | Change::NamespaceDelete(_)
                 );
+                let is_added = match &change {
+                    Change::NetworkPolicyUpsert(p) => !compiler
+                        .cluster()
+                        .network_policies
+                        .keys()
+                        .any(|k| k.namespace == p.namespace && k.name == p.name),
+                    Change::EgressPolicyUpsert(p) => !compiler
+                        .cluster()
+                        .egress_policies
+                        .keys()
+                        .any(|k| k.namespace == p.namespace && k.name == p.name),
+                    _ => false,
+                };
                 let is_policy = matches!(
                     change,
                     Change::NetworkPolicyUpsert(_) | Change::EgressPolicyUpsert(_)
                 );
+                let is_deleted = matches!(
+                    change,
+                    Change::NetworkPolicyDelete(_) | Change::EgressPolicyDelete(_)
+                );
                 compiler.apply(change);
                 let delta = compiler.take_delta();
-                if is_policy && !delta.full_recompile && !delta.is_empty() {
+                let took_incremental_path = !delta.full_recompile && !delta.is_empty();
+                if is_policy && !is_added && took_incremental_path {
                     policy_changes += 1;
                 }
+                policies_added += usize::from(is_added && took_incremental_path);
+                policies_deleted += usize::from(is_deleted && took_incremental_path);
                 if !delta.full_recompile && !delta.identities.is_empty() {
                     identity_changes += 1;
                     namespace_changes += usize::from(is_namespace);
@@ -412,12 +527,119 @@ fn random_change_sequences_take_the_incremental_path() {
     eprintln!(
         "{incremental} of {pod_changes} pod changes incremental; {identity_changes} incremental \
          changes of the identity set, {namespace_changes} of them namespace changes; \
-         {policy_changes} policy changes incremental"
+         {policy_changes} policy changes in place, {policies_added} added and \
+         {policies_deleted} deleted incremental"
     );
     assert!(policy_changes >= 10, "{policy_changes}");
+    assert!(policies_added >= 10, "{policies_added}");
+    assert!(policies_deleted >= 10, "{policies_deleted}");
     assert!(identity_changes >= 50, "{identity_changes}");
     assert!(namespace_changes >= 10, "{namespace_changes}");
     // Small random clusters often give a pod an identity of its own (a change then
     // adds or drops one, which recompiles fully); enough still stay within the set.
     assert!(incremental >= 50, "{incremental} of {pod_changes}");
+}
+
+/// NetworkPolicies and EgressPolicies added and deleted take the incremental path,
+/// and the rows they give cite them by name (what deny events and `palisadectl
+/// check` show), also after an id freed by a deleted policy is reused.
+#[test]
+fn policies_added_and_deleted_are_incremental_and_cite_their_rules() {
+    use crate::model::{EgressPeer, EgressRule, Enforcement};
+    let placed = |mut pod: Pod, node: &str| {
+        pod.node_name = Some(node.into());
+        pod
+    };
+    let cluster = ClusterBuilder::new()
+        .namespace("ns0", &[])
+        .namespace("ns1", &[])
+        .pod(placed(
+            pod("ns0", "web", &[("app", "web")], &["10.0.0.1"]),
+            "node-0",
+        ))
+        .pod(placed(
+            pod("ns0", "db", &[("app", "db")], &["10.0.0.2"]),
+            "node-1",
+        ))
+        .pod(placed(
+            pod("ns1", "api", &[("app", "api")], &["10.0.0.3"]),
+            "node-1",
+        ))
+        .policy(ingress_policy(
+            "ns1",
+            "api",
+            match_labels(&[("app", "api")]),
+            vec![rule(vec![pods_peer(None, None)], vec![])],
+        ))
+        .build();
+    let db_from_web = |name: &str| {
+        ingress_policy(
+            "ns0",
+            name,
+            match_labels(&[("app", "db")]),
+            vec![rule(
+                vec![pods_peer(None, Some(match_labels(&[("app", "web")])))],
+                vec![],
+            )],
+        )
+    };
+    let web_to_db = EgressPolicy {
+        namespace: "ns0".into(),
+        name: "web-out".into(),
+        pod_selector: match_labels(&[("app", "web")]),
+        enforcement: Enforcement::Enforce,
+        egress: vec![EgressRule {
+            name: "to-db".into(),
+            to: vec![EgressPeer::Pods {
+                namespace_selector: None,
+                pod_selector: Some(match_labels(&[("app", "db")])),
+            }],
+            ports: vec![],
+        }],
+        sockets: None,
+    };
+    let key = |name: &str| crate::model::ObjectRef {
+        namespace: "ns0".into(),
+        name: name.into(),
+    };
+    let mut compiler = Compiler::new(cluster);
+    compiler.take_delta();
+    let steps = [
+        (
+            Change::NetworkPolicyUpsert(db_from_web("db-a")),
+            Some("db-a"),
+        ),
+        (Change::EgressPolicyUpsert(web_to_db), Some("web-out")),
+        (Change::NetworkPolicyDelete(key("db-a")), None),
+        // Takes the ids db-a freed.
+        (
+            Change::NetworkPolicyUpsert(db_from_web("db-b")),
+            Some("db-b"),
+        ),
+        (Change::EgressPolicyDelete(key("web-out")), None),
+    ];
+    for (change, cited) in steps {
+        compiler.apply(change.clone());
+        let delta = compiler.take_delta();
+        assert!(!delta.full_recompile, "{change:?} recompiled fully");
+        assert!(!delta.rules, "{change:?} renumbered the rules");
+        assert!(!delta.nodes.is_empty(), "{change:?} changed no node");
+        let canonical_form = canonical(compiler.compiled());
+        assert_eq!(
+            canonical_form,
+            canonical(&compile(compiler.cluster())),
+            "after {change:?}"
+        );
+        if let Some(name) = cited {
+            let cites = canonical_form.nodes.values().any(|node| {
+                node.tables.values().any(|table| {
+                    table
+                        .rows
+                        .iter()
+                        .any(|(_, rule)| rule.as_ref().is_some_and(|r| r.name == name))
+                })
+            });
+            assert!(cites, "no row cites {name}");
+        }
+    }
 }

@@ -580,6 +580,7 @@ proptest! {
     ) {
         let harness = Harness::new(cluster);
         assert_table_invariants(&harness.compiled);
+        super::compiled::assert_rules_sorted(&harness.compiled);
         prop_assert_eq!(
             serde_json::to_string(&harness.compiled).unwrap(),
             serde_json::to_string(&compile(&harness.cluster)).unwrap(),
