@@ -564,7 +564,7 @@ fn report(results: &[Measurement]) -> Result<()> {
          a cluster policy and a node change are full recompiles. The largest node table counts the \
          node's object and the policy tables it refers to, serialized as JSON; the compact column serializes \
          the tables in their compact form (`compile::compact::CompactPolicyTable`: each distinct row list \
-         once, with its peers as delta-coded varints). Max RSS is the process's peak so far: after the full \
+         once, with its peers as delta-coded varints), which is how a NodePolicy carries them. Max RSS is the process's peak so far: after the full \
          compile (the cluster model and one compile), after `Compiler::new` (the compile dropped), and at the \
          end (the compiler after every change below; the largest changes hold old and new rows of the tables \
          they replace for a moment). Measured on a 2-core machine shared with other builds: absolute times \

@@ -12,6 +12,7 @@
 //! - [`render`] and [`files`]: the YAML files of `charts/palisade/crds/`, written by
 //!   `cargo xtask crds` and checked by `cargo xtask crds --check` and this crate's tests.
 
+mod compact_tables;
 pub mod definitions;
 pub mod files;
 mod integer_keys;

@@ -83,8 +83,9 @@ pub struct NodePolicySpec {
 pub struct NodePolicyContent {
     pub host_addresses: Vec<std::net::IpAddr>,
     pub endpoints: Vec<EndpointEntry>,
-    /// Node-local policy id -> its table (the rows and DNS rules).
-    #[serde(deserialize_with = "crate::integer_keys::deserialize")]
+    /// Node-local policy id -> its table (the rows and DNS rules); on the wire in the
+    /// compact encoding (`compact_tables`).
+    #[serde(with = "crate::compact_tables")]
     pub policy_tables: BTreeMap<u32, PolicyTable>,
     /// Rule index (the `rule_ref` of rows) -> the rule, for every rule the tables cite.
     #[serde(deserialize_with = "crate::integer_keys::deserialize")]

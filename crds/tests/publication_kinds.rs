@@ -60,17 +60,31 @@ fn specs_round_trip_in_camel_case() {
         .policy_tables
         .insert(7, Default::default());
     let value = serde_json::to_value(&with_tables).unwrap();
-    assert!(value["policyTables"]["7"].is_object(), "{value}");
+    assert_eq!(value["policyTables"]["7"], json!({"shapes": []}), "{value}");
     assert_eq!(
         serde_json::from_value::<NodePolicySpec>(value).unwrap(),
         with_tables
     );
     let bad = json!({"generation": 1, "contentHash": "h", "hostAddresses": [], "endpoints": [],
-                     "policyTables": {"x": {"rows": []}}, "rules": {}});
+                     "policyTables": {"x": {"shapes": []}}, "rules": {}});
     let err = serde_json::from_value::<NodePolicySpec>(bad)
         .unwrap_err()
         .to_string();
     assert!(err.contains("\"x\" is not an unsigned integer"), "{err}");
+    // The tables travel compact: a table read from its compact form is written back
+    // the same; a malformed one is refused, naming the table and the shape.
+    let compact = json!({"shapes": [{"peers": "0102", "rows": [[0, 6, 80, 16, 0, -1]]}]});
+    let wire = json!({"generation": 1, "contentHash": "h", "hostAddresses": [], "endpoints": [],
+                      "policyTables": {"3": compact}, "rules": {}});
+    let read = serde_json::from_value::<NodePolicySpec>(wire.clone()).unwrap();
+    assert_eq!(read.content.policy_tables[&3].rows.len(), 2);
+    assert_eq!(serde_json::to_value(&read).unwrap(), wire);
+    let mut bad = wire;
+    bad["policyTables"]["3"]["shapes"][0]["peers"] = json!("zz");
+    let err = serde_json::from_value::<NodePolicySpec>(bad)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("policyTables[3]: shape 0"), "{err}");
     let status: NodePolicyStatus =
         serde_json::from_value(json!({"appliedGeneration": 2, "appliedHash": "x"})).unwrap();
     assert_eq!(status.applied_generation, Some(2));
