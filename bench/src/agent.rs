@@ -19,7 +19,7 @@
 //! Absolute numbers on a shared machine; nothing is asserted.
 
 use crate::controller::{
-    Controller, free_addr, http_status, insert, rss_mib, spawn_controller, start_double,
+    Controller, free_addr, http_status, insert, rss_mib, runtime, spawn_controller, start_double,
     wait_ready, write_kubeconfig,
 };
 use anyhow::{Context, Result, bail};
@@ -372,10 +372,7 @@ pub fn run() -> Result<()> {
         bail!("the agent benchmark needs root (BPF maps, cgroups)");
     }
     let (agent_bin, controller_bin) = (sibling("palisade-agent")?, sibling("palisade-controller")?);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()?;
+    let runtime = runtime()?;
     let _entered = runtime.enter();
     let double = start_double(&runtime)?;
     let started = Instant::now();

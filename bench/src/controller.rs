@@ -85,10 +85,7 @@ pub fn run(
             .context("the benchmark's directory")?
             .join("palisade-controller"),
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()?;
+    let runtime = runtime()?;
     let _entered = runtime.enter();
     let double = start_double(&runtime)?;
     let started = Instant::now();
@@ -145,6 +142,14 @@ pub fn run(
         (rss_end, hwm_end),
         &[pods, policies],
     )
+}
+
+/// The runtime the double runs on (one worker: the benchmark's thread polls).
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()?)
 }
 
 /// The API-server double with palisade's publication kinds, on `runtime`.

@@ -93,17 +93,23 @@ fn serve(lab: &Lab, pod: &PodHandle, cgroup: &Path, port: u16) -> Result<()> {
     Ok(())
 }
 
+/// The shop: db, client and other, the db's policy, and the db's server.
+fn shop(lab: &mut Lab, cluster: &Cluster, tree: &KubeletTree) -> Result<[KubePod; 3]> {
+    let db = add_pod(lab, cluster, tree, "db", 4, "db")?;
+    let client = add_pod(lab, cluster, tree, "client", 2, "client")?;
+    let other = add_pod(lab, cluster, tree, "other", 3, "other")?;
+    cluster.insert("networking.k8s.io", "networkpolicies", db_policy())?;
+    serve(lab, &db.handle, &db.container, DB_PORT)?;
+    Ok([db, client, other])
+}
+
 fn set_up(driver: Driver) -> Result<Setup> {
     require_root()?;
     let mut lab = Lab::new("pk8s")?;
     let node = format!("node-{}", lab.id());
     let cluster = Cluster::start(&node)?;
     let tree = KubeletTree::create(&lab, driver)?;
-    let db = add_pod(&mut lab, &cluster, &tree, "db", 4, "db")?;
-    let client = add_pod(&mut lab, &cluster, &tree, "client", 2, "client")?;
-    let other = add_pod(&mut lab, &cluster, &tree, "other", 3, "other")?;
-    cluster.insert("networking.k8s.io", "networkpolicies", db_policy())?;
-    serve(&lab, &db.handle, &db.container, DB_PORT)?;
+    let [db, client, other] = shop(&mut lab, &cluster, &tree)?;
     let dir = tempfile::tempdir()?;
     let kubeconfig = dir.path().join("kubeconfig");
     cluster.kubeconfig(&kubeconfig)?;
@@ -381,12 +387,8 @@ fn agent_in_a_pod_is_replaced_under_traffic_without_a_gap() -> Result<()> {
     let node = format!("node-{}", lab.id());
     let cluster = Cluster::start(&node)?;
     let tree = KubeletTree::create(&lab, Driver::Systemd)?;
-    let db = add_pod(&mut lab, &cluster, &tree, "db", 4, "db")?;
-    let client = add_pod(&mut lab, &cluster, &tree, "client", 2, "client")?;
-    let other = add_pod(&mut lab, &cluster, &tree, "other", 3, "other")?;
+    let [db, client, other] = shop(&mut lab, &cluster, &tree)?;
     let agent_pod = lab.add_pod(PodSpec::ipv4("agent", Ipv4Addr::new(10, 81, 0, 9)))?;
-    cluster.insert("networking.k8s.io", "networkpolicies", db_policy())?;
-    serve(&lab, &db.handle, &db.container, DB_PORT)?;
     let api = Relay::start(
         Some(lab.node_netns()),
         (node_ip, 0).into(),

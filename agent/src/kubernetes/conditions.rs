@@ -89,16 +89,21 @@ pub fn pod_conditions(
         };
         wanted.insert(uid.clone(), want);
     }
-    for pending in &plan.pending {
-        for pod in pods.values() {
-            if pod.pod.to_string() == pending.pod
-                && !pod.finished
-                && !plan.covered.contains(&pod.uid)
-                && pod.condition.as_ref().is_some_and(|c| c.status)
-            {
-                let message = format!("the pod's policy is not in the kernel: {}", pending.reason);
-                wanted.insert(pod.uid.clone(), Wanted::new(false, REASON_PENDING, message));
-            }
+    let pending: BTreeMap<&str, &str> = plan
+        .pending
+        .iter()
+        .map(|p| (p.pod.as_str(), p.reason.as_str()))
+        .collect();
+    for pod in pods.values() {
+        let Some(reason) = pending.get(pod.pod.to_string().as_str()) else {
+            continue;
+        };
+        if !pod.finished
+            && !plan.covered.contains(&pod.uid)
+            && pod.condition.as_ref().is_some_and(|c| c.status)
+        {
+            let message = format!("the pod's policy is not in the kernel: {reason}");
+            wanted.insert(pod.uid.clone(), Wanted::new(false, REASON_PENDING, message));
         }
     }
     wanted.retain(|uid, want| {
